@@ -1,0 +1,36 @@
+# databacked: `make demo` runs the main job, `make test` runs the whole suite.
+# Both create the virtual environment first when it is missing or out of date.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean help
+
+help:  ## show the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all,test]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install databacked with [all,test]
+
+demo: $(STAMP)  ## generate a small plate and run the example pipeline (run twice: all cached)
+	$(BIN)/databacked demo
+
+lint: $(STAMP)  ## ruff and the import-layer contract
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
+
+test: $(STAMP) lint  ## the whole test suite, with real services where configured
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+bench: $(STAMP)  ## benchmarks; figures go to benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/run.py
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache

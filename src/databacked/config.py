@@ -1,0 +1,158 @@
+"""Settings: where the store, the catalog and the executor come from.
+
+One pydantic-settings model, filled in this order (later wins):
+embedded defaults < ``[tool.databacked]`` in ``pyproject.toml`` < ``databacked.toml``
+< ``DATABACKED_*`` environment variables < keyword arguments / CLI flags.
+
+Only the edges (the CLI, the watcher, ``db.run``) read settings; everything below them
+receives plain values or objects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    PyprojectTomlConfigSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from databacked.errors import ConfigError
+
+DEFAULT_STORE = "./data"
+DEFAULT_CATALOG = "sqlite:///.databacked/catalog.db"
+Durability = Literal["batch", "fsync", "none"]
+
+
+class DaskSettings(BaseModel):
+    """How the ``dask`` executor gets a cluster."""
+
+    cluster_class: str | None = Field(
+        default=None,
+        description="Import path of a cluster class, e.g. 'dask_jobqueue.SLURMCluster'.",
+    )
+    cluster_kwargs: dict[str, Any] = Field(default_factory=dict)
+    scale: int | None = Field(default=None, description="Number of workers to scale to.")
+    n_workers: int | None = None
+    threads_per_worker: int = 1
+
+
+class CelerySettings(BaseModel):
+    """How the ``celery`` executor reaches its broker and result backend."""
+
+    broker: str | None = None
+    backend: str | None = None
+    queue: str = "databacked"
+    task_timeout: float = Field(default=24 * 3600, description="Longest a call may take (s).")
+
+
+class Settings(BaseSettings):
+    """Everything databacked can be configured with.
+
+    >>> Settings(store="s3://bucket/prefix").store
+    's3://bucket/prefix'
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DATABACKED_",
+        env_nested_delimiter="__",
+        toml_file="databacked.toml",
+        pyproject_toml_table_header=("tool", "databacked"),
+        extra="forbid",
+    )
+
+    store: str = Field(default=DEFAULT_STORE, description="Where bytes live: a folder or URL.")
+    catalog: str = Field(default=DEFAULT_CATALOG, description="SQLAlchemy URL of the catalog.")
+    executor: str = Field(default="processes", description="inline, threads, processes, ...")
+    workers: int | None = Field(default=None, description="Parallel workers (default: cores).")
+    durability: Durability = "batch"
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    lease_ttl: float = Field(
+        default=600.0, description="Seconds before a dead driver's lease expires."
+    )
+    verify: bool = False
+    dask: DaskSettings = Field(default_factory=DaskSettings)
+    celery: CelerySettings = Field(default_factory=CelerySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls),
+            PyprojectTomlConfigSettingsSource(settings_cls),
+        )
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with every secret removed, for logs and the catalog."""
+        return redact(self.model_dump())
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from files, environment and ``overrides`` (``None`` values ignored)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise ConfigError(
+            f"Invalid configuration for {where!r}: {first.get('msg')}. "
+            "Check databacked.toml, [tool.databacked] in pyproject.toml and DATABACKED_* variables."
+        ) from exc
+
+
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]*):(?P<pw>[^@/]*)@"
+)
+_SECRET_KEYS = re.compile(r"(secret|password|passwd|token|key_id|access_key|credential)", re.I)
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://u:pw@host/db`` -> ``postgresql://u:***@host/db``."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+
+
+def redact(value: Any) -> Any:
+    """Remove secrets from nested settings: URL passwords and secret-looking keys."""
+    if isinstance(value, dict):
+        return {
+            k: ("***" if isinstance(k, str) and _SECRET_KEYS.search(k) and v else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(redact(v) for v in value)
+    if isinstance(value, str):
+        return redact_url(value)
+    return value
+
+
+def default_workers() -> int:
+    """One worker per core available to this process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding databacked.toml or pyproject.toml, else the working directory."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "databacked.toml").exists() or (folder / "pyproject.toml").exists():
+            return folder
+    return here

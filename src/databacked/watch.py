@@ -1,0 +1,1 @@
+"""The watcher loop (declarative pipelines; not yet built)."""

@@ -1,0 +1,79 @@
+"""Shared fixtures: real services (DESIGN section 10) and scratch stores."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from databacked.testing import services
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database, dropped after the session."""
+    with services.scratch_database(services.service_url(services.POSTGRES_VAR)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> Iterator[str]:
+    """URL of a fresh MariaDB/MySQL database, dropped after the session."""
+    with services.scratch_database(services.service_url(services.MYSQL_VAR)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    return services.service_url(services.AMQP_VAR)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return services.service_url(services.REDIS_VAR)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A catalog URL on each supported database; the server ones are fresh per session."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on loopback, with credentials and endpoint in the environment."""
+    saved = {k: os.environ.get(k) for k in _S3_ENV}
+    with services.moto_s3_server() as endpoint:
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION="us-east-1",
+        )
+        try:
+            yield endpoint
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+_S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A fresh, empty bucket on the moto server; returns ``s3://name``."""
+    import uuid
+
+    import boto3
+
+    name = f"dbk-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return f"s3://{name}"

@@ -1,0 +1,50 @@
+"""Settings: embedded defaults, environment, files, and secrets kept out of logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from databacked.config import load_settings, redact, redact_url
+from databacked.errors import ConfigError, DatabackedError
+
+
+def test_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.store == "./data"
+    assert settings.catalog == "sqlite:///.databacked/catalog.db"
+    assert settings.executor == "processes"
+    assert settings.durability == "batch"
+
+
+def test_environment_beats_file_and_keywords_beat_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "databacked.toml").write_text('store = "from-file"\nexecutor = "threads"\n')
+    assert load_settings().store == "from-file"
+    monkeypatch.setenv("DATABACKED_STORE", "from-env")
+    assert load_settings().store == "from-env"
+    assert load_settings().executor == "threads"
+    assert load_settings(store="from-kwarg").store == "from-kwarg"
+    monkeypatch.setenv("DATABACKED_DASK__SCALE", "4")
+    assert load_settings().dask.scale == 4
+
+
+def test_bad_value_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="durability") as info:
+        load_settings(durability="sometimes")
+    assert isinstance(info.value, DatabackedError)
+    assert "\n" not in str(info.value)
+
+
+def test_secrets_are_redacted() -> None:
+    url = "postgresql+psycopg://alice:hunter2@db.example:5432/lab"
+    assert "hunter2" not in redact_url(url)
+    assert redact_url(url).startswith("postgresql+psycopg://alice:***@db.example")
+    cleaned = redact({"catalog": url, "storage_options": {"secret": "s3cr3t", "region": "eu"}})
+    assert "hunter2" not in str(cleaned) and "s3cr3t" not in str(cleaned)
+    assert cleaned["storage_options"]["region"] == "eu"
