@@ -1,0 +1,145 @@
+"""The executor protocol: submit a function, get a future back, close.
+
+The scheduler is the same for every executor; an executor only decides *where* a function
+runs. Many short calls travel as one task (``submit_batch``) so that 100,000 tiny datums are
+not 100,000 jobs; a failure inside a batch fails only its own item.
+
+Executors never import the engine or the catalog: they receive a plain function
+(``engine.worker.run_call``) and its arguments.
+"""
+
+from __future__ import annotations
+
+import traceback as _traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
+from typing import Any, Protocol, Self, runtime_checkable
+
+from databacked.errors import ExecutorError
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Where calls run: anything with these few members is an executor."""
+
+    name: str
+    max_workers: int
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` somewhere; the future holds its result or its exception."""
+        ...
+
+    def submit_batch(self, fn: Callable[..., Any], batch: Sequence[tuple[Any, ...]]) -> Future[Any]:
+        """Run ``fn`` over every argument tuple in one task; see :func:`run_batch`."""
+        ...
+
+    def close(self) -> None:
+        """Release workers; calling it again does nothing."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFailed:
+    """Stands in a batch's result list for one item whose call raised."""
+
+    exception: BaseException
+    """The exception the item raised, with its original type."""
+    traceback: str
+    """The formatted traceback, from the process the item ran in."""
+
+
+def run_batch(fn: Callable[..., Any], batch: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Apply ``fn`` to each argument tuple; an item that raises becomes :class:`ItemFailed`.
+
+    Module-level (not a closure) so process pools pickle it by reference.
+
+    >>> run_batch(lambda x: 1 / x, [(1,), (0,)])[1].exception.__class__.__name__
+    'ZeroDivisionError'
+    """
+    results: list[Any] = []
+    for args in batch:
+        try:
+            results.append(fn(*args))
+        except Exception as exc:
+            # Catch per item so one bad datum in a chunk cannot fail its neighbours.
+            results.append(ItemFailed(exc, _traceback.format_exc()))
+    return results
+
+
+def split_batch(batch_future: Future[Any], size: int) -> list[Future[Any]]:
+    """One future per item of a ``submit_batch`` future, as if each had been submitted alone.
+
+    An :class:`ItemFailed` item becomes that item's exception; a failure of the whole task
+    (a worker killed, a broken pool) fails every item with the same exception.
+    """
+    items: list[Future[Any]] = [Future() for _ in range(size)]
+
+    def _fan_out(done: Future[Any]) -> None:
+        try:
+            results = done.result()
+        except (Exception, CancelledError) as exc:
+            for item in items:
+                item.set_exception(exc)
+            return
+        for item, value in zip(items, results, strict=True):
+            if isinstance(value, ItemFailed):
+                item.set_exception(value.exception)
+            else:
+                item.set_result(value)
+
+    batch_future.add_done_callback(_fan_out)
+    return items
+
+
+class BaseExecutor:
+    """Shared behaviour: default ``submit_batch``, idempotent ``close``, context manager."""
+
+    name: str = "base"
+    max_workers: int = 1
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        raise NotImplementedError
+
+    def submit_batch(self, fn: Callable[..., Any], batch: Sequence[tuple[Any, ...]]) -> Future[Any]:
+        """One task that runs ``fn`` over ``batch``; the future's result is a list with one
+        entry per item: the item's return value, or :class:`ItemFailed` if it raised."""
+        return self.submit(run_batch, fn, list(batch))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        """Release resources; called once by :meth:`close`."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ExecutorError(
+                f"The {self.name} executor is closed; create a new one to submit more calls."
+            )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} max_workers={self.max_workers}>"
+
+
+__all__ = ["BaseExecutor", "Executor", "ItemFailed", "run_batch", "split_batch"]
