@@ -1,0 +1,280 @@
+"""The ``Catalog``: runs, calls (the cache), artifacts, lineage, the stat cache and leases.
+
+One object per database URL. Every method runs one transaction on its own connection from
+the engine's pool, so a Catalog may be shared by the driver's threads. Writes on SQLite begin
+with ``BEGIN IMMEDIATE`` (they queue on the busy timeout instead of failing); on
+PostgreSQL and MariaDB a transaction chosen as a deadlock victim is run again.
+
+Example::
+
+    catalog = Catalog.open("sqlite:///.databacked/catalog.db")
+    hits = catalog.lookup(keys)          # key -> CallRow with outputs, for keys computed before
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from databacked.catalog import calls, leases, queries
+from databacked.catalog.connect import IMMEDIATE, create_engine, ensure_schema, redact
+from databacked.catalog.dml import retrying
+from databacked.catalog.records import (
+    ArtifactRow,
+    CallRecord,
+    CallRow,
+    LeaseRow,
+    LineageRow,
+    RunRow,
+)
+from databacked.errors import CatalogError
+
+DEFAULT_URL = "sqlite:///.databacked/catalog.db"
+"""The catalog used when none is configured: a SQLite file beside the project."""
+
+T = TypeVar("T")
+
+
+class Catalog:
+    """The SQL catalog of one database; build it with ``Catalog.open(url)``."""
+
+    def __init__(self, engine: sa.Engine, url: str) -> None:
+        """Wrap an engine whose schema is already at head (use ``open`` instead)."""
+        self._engine = engine
+        self.url = url
+        self.url_redacted = redact(url)
+        """The URL with its password hidden: safe for logs and messages."""
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str | os.PathLike[str] = DEFAULT_URL) -> Catalog:
+        """Connect to ``url``, creating or migrating the schema when needed.
+
+        A plain file path is taken as a SQLite database.
+        """
+        url = str(url)
+        if "://" not in url:
+            url = f"sqlite:///{os.path.abspath(url)}"
+        engine = create_engine(url)
+        try:
+            ensure_schema(engine, url)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, url)
+
+    @classmethod
+    def coerce(cls, obj: Catalog | str | os.PathLike[str] | None) -> Catalog:
+        """An existing Catalog as is; a URL or path opened; None: the default catalog."""
+        if isinstance(obj, Catalog):
+            return obj
+        return cls.open(DEFAULT_URL if obj is None else obj)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB too)."""
+        return self._engine.dialect.name
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine, for tests and tools that need raw access."""
+        return self._engine
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.url_redacted!r})"
+
+    def _run(self, action: str, fn: Callable[[sa.Connection], T], *, write: bool = False) -> T:
+        """Run ``fn`` in one transaction; database errors become CatalogError."""
+
+        def attempt() -> T:
+            with self._engine.connect() as conn:
+                if write and self.dialect == "sqlite":
+                    conn.execution_options(**{IMMEDIATE: True})  # in place
+                elif write:
+                    # Unique keys, not gap locks, settle races between drivers.
+                    conn.execution_options(isolation_level="READ COMMITTED")
+                with conn.begin():
+                    return fn(conn)
+
+        try:
+            return retrying(attempt)
+        except sa.exc.SQLAlchemyError as exc:
+            detail = getattr(exc, "orig", None) or exc
+            raise CatalogError(
+                f"The catalog {self.url_redacted} failed to {action}: {detail}; check that the "
+                "database is reachable and not full, then try again."
+            ) from exc
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def start_run(self, info: Mapping[str, Any]) -> str:
+        """Record a run as started; returns its id. ``info``: pipeline, host, user, git, ..."""
+        return self._run("record a run", lambda c: queries.start_run(c, info), write=True)
+
+    def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
+        """Record a run's end: status (``ok``/``failed``/...) and a JSON summary."""
+        self._run(
+            "finish a run", lambda c: queries.finish_run(c, run_id, status, summary), write=True
+        )
+
+    def runs(self, limit: int = 20) -> list[RunRow]:
+        """The latest ``limit`` runs, newest first."""
+        return self._run("list runs", lambda c: queries.recent_runs(c, limit))
+
+    # -- calls and cache -------------------------------------------------------------------
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, CallRow]:
+        """Completed calls by key, each with its output artifacts (batched IN queries)."""
+        keys = list(keys)
+        return self._run("look up calls", lambda c: calls.lookup(c, keys))
+
+    def record_calls(self, records: Sequence[CallRecord]) -> None:
+        """Commit a batch of calls in one transaction; completed ones become cache entries.
+
+        Calls whose status is not ``ok`` go to the attempt history as ``record_failures``.
+        """
+        done = [r for r in records if r.status == "ok"]
+        other = [r for r in records if r.status != "ok"]
+
+        def write(conn: sa.Connection) -> None:
+            calls.record(conn, done)
+            calls.record_attempts(conn, other)
+
+        self._run("record calls", write, write=True)
+
+    def record_failures(self, records: Sequence[CallRecord]) -> None:
+        """Append failed or skipped attempts to the history; never used as cache."""
+        self._run(
+            "record failed calls", lambda c: calls.record_attempts(c, list(records)), write=True
+        )
+
+    def calls_of_run(self, run_id: str) -> list[CallRow]:
+        """Calls completed by a run and its failed/skipped attempts, by start time."""
+        return self._run("list a run's calls", lambda c: calls.of_run(c, run_id))
+
+    def forget(
+        self,
+        *,
+        step: str | None = None,
+        key: str | None = None,
+        older_than: float | datetime | timedelta | None = None,
+    ) -> int:
+        """Drop completed calls so they compute again; run history stays. Returns the count.
+
+        Filters combine; none at all forgets every call. ``key`` may be a prefix.
+        ``older_than``: a datetime or epoch seconds (recorded before it) or a timedelta
+        (recorded longer ago than it).
+        """
+        before: float | None
+        if isinstance(older_than, timedelta):
+            before = time.time() - older_than.total_seconds()
+        elif isinstance(older_than, datetime):
+            before = older_than.timestamp()
+        else:
+            before = older_than
+        return self._run(
+            "forget calls",
+            lambda c: calls.forget(c, step=step, key=key, before=before),
+            write=True,
+        )
+
+    # -- stat cache ------------------------------------------------------------------------
+
+    def stat_cache_get(self, store_url: str, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """path -> (stamp, hash) for input files hashed before."""
+        paths = list(paths)
+        return self._run("read the stat cache", lambda c: queries.stat_get(c, store_url, paths))
+
+    def stat_cache_put(self, store_url: str, rows: Iterable[tuple[str, str, int, str]]) -> None:
+        """Remember (path, stamp, size, hash) of input files."""
+        rows = list(rows)
+        self._run(
+            "write the stat cache", lambda c: queries.stat_put(c, store_url, rows), write=True
+        )
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def acquire(
+        self,
+        keys: Iterable[str],
+        owner: str,
+        ttl: float,
+        *,
+        host: str | None = None,
+        pid: int | None = None,
+    ) -> set[str]:
+        """Lease the free or expired ``keys`` to ``owner`` for ``ttl`` seconds.
+
+        Returns every key of ``keys`` that ``owner`` now holds (its own live leases are
+        extended); a key leased by another live owner is left out.
+        """
+        ordered = sorted(set(keys))
+        host = host if host is not None else socket.gethostname()
+        pid = pid if pid is not None else os.getpid()
+        return self._run(
+            "take leases",
+            lambda c: leases.acquire(c, ordered, owner, ttl, host=host, pid=pid),
+            write=True,
+        )
+
+    def renew(self, owner: str, ttl: float) -> None:
+        """Extend all of ``owner``'s leases by ``ttl`` seconds from now (heartbeat)."""
+        self._run("renew leases", lambda c: leases.renew(c, owner, ttl), write=True)
+
+    def release(self, keys: Iterable[str] | None, owner: str) -> None:
+        """Give back ``owner``'s leases on ``keys`` (None: all of them)."""
+        ordered = None if keys is None else sorted(set(keys))
+        self._run("release leases", lambda c: leases.release(c, ordered, owner), write=True)
+
+    def leases_of_others(
+        self, keys: Iterable[str], owner: str | None = None
+    ) -> dict[str, LeaseRow]:
+        """Unexpired leases on ``keys`` held by anyone but ``owner``: what runs elsewhere."""
+        ordered = sorted(set(keys))
+        return self._run("read leases", lambda c: leases.live_leases(c, ordered, owner))
+
+    # -- queries for the CLI ---------------------------------------------------------------
+
+    def artifact_by_path(self, store_url: str, path: str) -> ArtifactRow | None:
+        """The latest recorded version of ``path`` in ``store_url``, or None."""
+        return self._run(
+            "look up an artifact", lambda c: queries.artifact_by_path(c, store_url, path)
+        )
+
+    def artifacts(self, store: str | None = None, prefix: str | None = None) -> list[ArtifactRow]:
+        """Current artifacts (latest version per path), optionally of one store / path prefix."""
+        return self._run("list artifacts", lambda c: queries.current_artifacts(c, store, prefix))
+
+    def lineage(self, store_url: str, path: str) -> list[LineageRow]:
+        """How a file was made, breadth first (see ``LineageRow``); [] for an unknown file."""
+        return self._run("trace lineage", lambda c: queries.lineage(c, store_url, path))
+
+    def referenced_paths(self, store_url: str) -> set[str]:
+        """Paths in ``store_url`` that the catalog still refers to (everything else is gc's)."""
+        return self._run("list referenced paths", lambda c: queries.referenced_paths(c, store_url))
+
+
+__all__ = ["DEFAULT_URL", "Catalog"]
