@@ -57,6 +57,10 @@ class Names:
     def digest(self, i: int | str) -> str:
         return hashlib.sha256(f"{self.tag}/bytes/{i}".encode()).hexdigest()
 
+    def out(self, path: str, digest: str, size: int, **kw) -> Out:
+        """An output record, as a write would return it."""
+        return Out(path=path, hash=digest, size=size, **kw)
+
     def call(self, i: int, *, inputs: dict | None = None, run_id: str | None = None, **kw):
         """A completed call ``i`` with one output ``out/{i}.npy`` and one input edge."""
         out = Out(path=f"out/{i}.npy", hash=self.digest(i), size=100 + i)
