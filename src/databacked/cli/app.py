@@ -1,0 +1,95 @@
+"""The ``databacked`` command: a typer app whose commands live in small modules.
+
+Every ``DatabackedError`` becomes one red sentence on stderr and exit code 2 (with the
+traceback only under ``--debug``); Ctrl-C exits 130. Commands import heavy modules inside
+their bodies so ``databacked --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from databacked.cli.common import err_console
+from databacked.errors import DatabackedError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Group(TyperGroup):
+    """Turns our errors into one sentence and an exit code, for every subcommand."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DatabackedError as exc:
+            if _debug(ctx):
+                err_console.print(
+                    "".join(traceback.format_exception(exc)),
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            # soft_wrap: one sentence stays one line, whatever the terminal width.
+            err_console.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USER_ERROR) from exc
+        except KeyboardInterrupt as exc:
+            err_console.print(
+                "[yellow]Interrupted.[/yellow] Finished calls are recorded; run again to resume.",
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from exc
+
+
+def _debug(ctx: typer.Context) -> bool:
+    return bool((ctx.obj or {}).get("debug"))
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="databacked",
+    help="Data-backed pipelines: run, inspect and tidy what your steps produced.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold credentials
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from databacked import __version__
+
+        typer.echo(f"databacked {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks for errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Data-backed pipelines: run, inspect and tidy what your steps produced."""
+    ctx.obj = {"debug": debug}
+
+
+def _register() -> None:
+    from databacked.cli import browse, housekeeping, init, running
+
+    running.register(app)
+    browse.register(app)
+    housekeeping.register(app)
+    init.register(app)
+
+
+_register()

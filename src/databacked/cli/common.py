@@ -1,0 +1,195 @@
+"""What every command shares: options, settings, opening the store and catalog, loading pipelines.
+
+Heavy modules (the engine, SQLAlchemy, pandas) are imported inside the functions, so
+``databacked --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from databacked.errors import ConfigError
+
+if TYPE_CHECKING:
+    from databacked.catalog import Catalog
+    from databacked.config import Settings
+    from databacked.store import Store
+
+console = Console()
+err_console = Console(stderr=True)
+
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help="Store URL or folder (default: settings, ./data).")
+]
+CatalogOption = Annotated[
+    str | None,
+    typer.Option("--catalog", help="Catalog URL (default: sqlite:///.databacked/catalog.db)."),
+]
+
+
+def settings(**overrides: Any) -> Settings:
+    """Settings from databacked.toml, pyproject, DATABACKED_* and the given flags."""
+    from databacked.config import load_settings
+
+    return load_settings(**overrides)
+
+
+def open_store(config: Settings) -> Store:
+    from databacked.store import Store
+
+    return Store(
+        config.store, storage_options=config.storage_options or None, durability=config.durability
+    )
+
+
+@contextmanager
+def open_catalog(config: Settings) -> Iterator[Catalog]:
+    from databacked.catalog import Catalog
+
+    catalog = Catalog.open(config.catalog)
+    try:
+        yield catalog
+    finally:
+        catalog.close()
+
+
+def load_pipeline(reference: str) -> Any:
+    """The object named by ``FILE.py:NAME`` or ``package.module:NAME``."""
+    if ":" not in reference:
+        raise ConfigError(
+            f"Cannot read the pipeline reference {reference!r}: write FILE.py:PIPELINE or "
+            "package.module:PIPELINE, e.g. pipelines.py:cells."
+        )
+    where, _, name = reference.rpartition(":")
+    if not where or not name.isidentifier():
+        raise ConfigError(
+            f"Cannot read the pipeline reference {reference!r}: write FILE.py:PIPELINE with a "
+            "Python name after the colon."
+        )
+    module = _load_file(Path(where)) if _looks_like_file(where) else _load_module(where)
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        found = sorted(n for n, v in vars(module).items() if _is_pipeline(v))
+        hint = f"; pipelines found there: {', '.join(found)}" if found else ""
+        raise ConfigError(f"{where} defines no {name!r}{hint}.") from None
+
+
+def _looks_like_file(where: str) -> bool:
+    return where.endswith(".py") or "/" in where or "\\" in where
+
+
+def _load_file(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"The pipeline file {str(path)!r} does not exist; check the path.")
+    path = path.resolve()
+    # The file's folder goes first on sys.path so that its sibling modules import.
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = path.stem if path.stem.isidentifier() else "databacked_pipeline"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"Cannot import {str(path)!r} as Python; is it a .py file?")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    # Worker processes cannot import a module loaded by path; ship its functions by value.
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
+    return module
+
+
+def _load_module(dotted: str) -> Any:
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        if exc.name and dotted.startswith(exc.name):
+            raise ConfigError(
+                f"No module named {dotted!r}: give a file path (pipelines.py:NAME) or an "
+                "importable module."
+            ) from exc
+        raise
+
+
+def _is_pipeline(value: Any) -> bool:
+    return type(value).__name__ == "Pipeline"
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    """``["n=3", "name=plate1"]`` -> ``{"n": 3, "name": "plate1"}``: JSON when it parses."""
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ConfigError(
+                f"Cannot read --param {pair!r}: write NAME=VALUE, e.g. --param threshold=0.5."
+            )
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def check_params(pipeline: Any, params: dict[str, Any], reference: str) -> None:
+    """Refuse unknown or missing pipeline parameters before anything runs."""
+    try:
+        signature = inspect.signature(getattr(pipeline, "fn", pipeline))
+    except (TypeError, ValueError):
+        return
+    accepted = signature.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        return
+    names = ", ".join(accepted) or "none"
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(
+                f"The pipeline {reference} has no parameter {key!r}; its parameters are: {names}."
+            )
+    for name, parameter in accepted.items():
+        required = parameter.default is parameter.empty and parameter.kind not in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+        )
+        if required and name not in params:
+            raise ConfigError(
+                f"The pipeline {reference} needs --param {name}=VALUE (its parameters: {names})."
+            )
+
+
+def short(key: str | None, n: int = 12) -> str:
+    return (key or "")[:n]
+
+
+def human_size(size: float | None) -> str:
+    if size is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def when(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,108 @@
+"""``verify``, ``gc`` and ``forget``: thin wrappers over engine.housekeeping."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from databacked.cli.common import (
+    CatalogOption,
+    StoreOption,
+    console,
+    human_size,
+    open_catalog,
+    open_store,
+    settings,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify)
+    app.command("gc")(gc)
+    app.command("forget")(forget)
+
+
+def verify(
+    prefix: Annotated[str, typer.Argument(help="Only artifacts under this path.")] = "",
+    store: StoreOption = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Re-hash every artifact the catalog knows; report corrupt and missing ones (exit 1)."""
+    from databacked.engine import housekeeping
+
+    config = settings(store=store, catalog=catalog)
+    the_store = open_store(config)
+    with open_catalog(config) as cat, console.status("Re-hashing artifacts..."):
+        report = housekeeping.verify(the_store, cat, prefix=prefix)
+    for path in report.corrupt:
+        console.print(f"[red]corrupt[/red]  {path}", highlight=False)
+    for path in report.missing:
+        console.print(f"[yellow]missing[/yellow]  {path}", highlight=False)
+    if report.ok:
+        console.print(f"[green]All {report.checked} artifacts match their recorded hashes.[/green]")
+        return
+    console.print(
+        f"{report.checked} artifacts checked: {len(report.corrupt)} corrupt, "
+        f"{len(report.missing)} missing. Their calls run again on the next run."
+    )
+    raise typer.Exit(1)
+
+
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be removed.")
+    ] = False,
+    everywhere: Annotated[
+        bool,
+        typer.Option(
+            "--everywhere",
+            help="Also remove unreferenced files outside .databacked/objects/ "
+            "(including inputs the catalog never recorded).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    store: StoreOption = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Remove stored objects no catalog row references, and staging leftovers of killed runs."""
+    from databacked.engine import housekeeping
+
+    config = settings(store=store, catalog=catalog)
+    the_store = open_store(config)
+    with open_catalog(config) as cat:
+        if everywhere and not dry_run and not yes:
+            preview = housekeeping.gc(the_store, cat, dry_run=True, everywhere=True)
+            if preview.removed and not typer.confirm(
+                f"Remove {len(preview.removed)} unreferenced files "
+                f"({human_size(preview.bytes_freed)}) anywhere in {the_store.url}?"
+            ):
+                raise typer.Exit(1)
+        report = housekeeping.gc(the_store, cat, dry_run=dry_run, everywhere=everywhere)
+    verb = "would remove" if dry_run else "removed"
+    for path in report.removed:
+        console.print(f"{verb}  {path}  [dim]({report.details.get(path, '')})[/dim]")
+    console.print(
+        f"{len(report.removed)} {'entries' if len(report.removed) != 1 else 'entry'} {verb}, "
+        f"{human_size(report.bytes_freed)} {'to free' if dry_run else 'freed'}; "
+        f"{report.kept} referenced files kept."
+    )
+
+
+def forget(
+    step: Annotated[
+        str | None, typer.Argument(help="Forget every cached call of this step.")
+    ] = None,
+    key: Annotated[str | None, typer.Option("--key", help="A call key (or its prefix).")] = None,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Calls recorded longer ago, e.g. 7d, 12h.")
+    ] = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Drop cache entries so those calls compute again (their files stay until gc)."""
+    from databacked.engine import housekeeping
+
+    config = settings(catalog=catalog)
+    with open_catalog(config) as cat:
+        count = housekeeping.forget(cat, step=step, key=key, older_than=older_than)
+    console.print(f"Forgot {count} cached call{'s' if count != 1 else ''}.")

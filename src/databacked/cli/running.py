@@ -1,0 +1,141 @@
+"""``run`` and ``plan``: load a pipeline by reference, bind ``--param``s, call the engine."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from databacked.cli.common import (
+    CatalogOption,
+    StoreOption,
+    check_params,
+    console,
+    load_pipeline,
+    parse_params,
+    settings,
+    short,
+)
+from databacked.cli.progress import StepProgress, counts_from_calls, one_line, summary_table
+
+Reference = Annotated[
+    str, typer.Argument(help="The pipeline: FILE.py:PIPELINE or package.module:PIPELINE.")
+]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param", "-p", help="A pipeline parameter NAME=VALUE (JSON if it parses); repeatable."
+    ),
+]
+PLAN_ROWS = 50
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("plan")(plan)
+
+
+def run(
+    reference: Reference,
+    *,
+    param: ParamOption = None,
+    store: StoreOption = None,
+    catalog: CatalogOption = None,
+    executor: Annotated[
+        str | None, typer.Option(help="inline, threads, processes, dask://host:port, ...")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Parallel workers.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show the plan; run nothing.")
+    ] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Re-hash cached outputs before trusting them.")
+    ] = False,
+) -> None:
+    """Run a pipeline: only new or changed calls compute; exit 1 if any call failed."""
+    if dry_run:
+        plan(reference, param=param, store=store, catalog=catalog)
+        return
+    params = parse_params(param)
+    config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
+    pipeline = load_pipeline(reference)
+    check_params(pipeline, params, reference)
+    import databacked as db
+
+    with StepProgress(console, live=console.is_terminal) as progress:
+        result = db.run(
+            pipeline,
+            store=config.store,
+            catalog=config.catalog,
+            executor=config.executor,
+            workers=config.workers,
+            verify=verify or config.verify,
+            progress=progress,
+            **params,
+        )
+    counts = progress.counts or counts_from_calls(result.calls)
+    console.print(summary_table(counts))
+    errors = progress.errors or _errors_from_calls(result)
+    for step, key, error in errors[:20]:
+        console.print(f"[red]{step} failed[/red] ({short(key)}): {error}", highlight=False)
+    if len(errors) > 20:
+        console.print(f"... and {len(errors) - 20} more; see `databacked status`.")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def plan(
+    reference: Reference,
+    *,
+    param: ParamOption = None,
+    store: StoreOption = None,
+    catalog: CatalogOption = None,
+    limit: Annotated[int, typer.Option(help="Most call rows to list.")] = PLAN_ROWS,
+) -> None:
+    """Show what a run would do: each call cached, to run or waiting, and why."""
+    params = parse_params(param)
+    config = settings(store=store, catalog=catalog)
+    pipeline = load_pipeline(reference)
+    check_params(pipeline, params, reference)
+    import databacked as db
+
+    result = db.plan(pipeline, store=config.store, catalog=config.catalog, **params)
+    calls = result.calls
+    table = Table(title=f"Plan: {len(calls)} calls")
+    for column in ("step", "key", "status", "reason", "target"):
+        table.add_column(column)
+    for row in calls.head(limit).itertuples(index=False):
+        table.add_row(
+            str(row.step),
+            short(str(row.key)),
+            _styled(str(row.status)),
+            _text(getattr(row, "reason", "")),
+            _text(getattr(row, "target", "")),
+        )
+    console.print(table)
+    if len(calls) > limit:
+        console.print(f"... {len(calls) - limit} more calls (--limit to list more).")
+    per_status = calls.groupby("status").size().to_dict() if len(calls) else {}
+    console.print(", ".join(f"{n} {status}" for status, n in sorted(per_status.items())) or "")
+
+
+def _styled(status: str) -> str:
+    colour = {"cached": "green", "run": "yellow", "waiting": "cyan", "failed": "red"}.get(status)
+    return f"[{colour}]{status}[/{colour}]" if colour else status
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):  # NaN from pandas
+        return ""
+    return str(value)
+
+
+def _errors_from_calls(result: Any) -> list[tuple[str, str, str]]:
+    calls = result.calls
+    failed = calls[calls["status"] == "failed"]
+    return [
+        (str(r.step), str(r.key), one_line(_text(getattr(r, "error", ""))))
+        for r in failed.itertuples(index=False)
+    ]

@@ -1,0 +1,216 @@
+"""Housekeeping over a store and its catalog: verify, gc, forget.
+
+``verify`` re-hashes every artifact the catalog knows in a store and reports the corrupt and
+the missing ones. ``gc`` removes files in the store's object area that no catalog row
+references, plus staging leftovers of killed runs. ``forget`` drops cache entries so their
+calls compute again. The CLI's ``verify``, ``gc`` and ``forget`` commands are thin wrappers.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from databacked.errors import ArtifactNotFound, ConfigError
+
+if TYPE_CHECKING:
+    from databacked.catalog import Catalog
+    from databacked.store import FileInfo, Store
+
+OBJECTS = ".databacked/objects/"
+"""Where outputs without a target live; gc removes unreferenced files here by default."""
+STAGING_PREFIX = ".databacked-tmp-"
+"""Name prefix of a write in progress (file or folder) before its atomic rename."""
+STAGING_AGE = 3600.0
+"""Seconds after which a staging leftover belongs to a dead writer, not a running one."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What ``verify`` found: every artifact checked, the ones whose bytes are not right."""
+
+    checked: int = 0
+    """Artifacts re-hashed or found missing."""
+    corrupt: tuple[str, ...] = ()
+    """Paths whose content hash differs from the recorded one."""
+    missing: tuple[str, ...] = ()
+    """Paths the catalog knows but the store no longer holds."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt and not self.missing
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    """What ``gc`` removed (or, with ``dry_run``, would remove)."""
+
+    removed: tuple[str, ...] = ()
+    """Store paths removed: files, or staging folders as one entry."""
+    bytes_freed: int = 0
+    """Sum of the sizes of the removed files."""
+    dry_run: bool = False
+    """True when nothing was actually deleted."""
+    kept: int = 0
+    """Files looked at and kept because the catalog references them."""
+    details: dict[str, str] = field(default_factory=dict)
+    """Path -> why it goes: ``unreferenced`` or ``staging leftover``."""
+
+
+def verify(
+    store: Store,
+    catalog: Catalog,
+    *,
+    prefix: str = "",
+    threads: int = 8,
+    progress: Callable[[str], None] | None = None,
+) -> VerifyReport:
+    """Re-hash every artifact the catalog holds for ``store`` (under ``prefix``).
+
+    Hashing is spread over a few threads: blake3 releases the GIL and small files are
+    dominated by I/O latency, especially on object stores.
+    """
+    wanted = {row.path: row.hash for row in catalog.artifacts(store.url, prefix or None)}
+    corrupt: list[str] = []
+    missing: list[str] = []
+
+    def check(path: str) -> tuple[str, str | None]:
+        try:
+            return path, store.hash(path)
+        except (ArtifactNotFound, FileNotFoundError):
+            return path, None
+
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="databacked-verify") as pool:
+        for path, digest in pool.map(check, sorted(wanted)):
+            if digest is None:
+                missing.append(path)
+            elif digest != wanted[path]:
+                corrupt.append(path)
+            if progress is not None:
+                progress(path)
+    return VerifyReport(checked=len(wanted), corrupt=tuple(corrupt), missing=tuple(missing))
+
+
+def gc(
+    store: Store,
+    catalog: Catalog,
+    *,
+    dry_run: bool = False,
+    everywhere: bool = False,
+    staging_age: float = STAGING_AGE,
+    now: float | None = None,
+) -> GcReport:
+    """Remove unreferenced files from the object area, and staging leftovers of killed runs.
+
+    With ``everywhere=True`` any file in the store that no catalog row references goes,
+    not only those under ``.databacked/objects/`` (inputs the catalog never recorded too).
+    """
+    referenced = catalog.referenced_paths(store.url)
+    cutoff = (time.time() if now is None else now) - staging_age
+    doomed: dict[str, int] = {}
+    why: dict[str, str] = {}
+    kept = 0
+    for info in store.list(""):
+        staging = _staging_root(info.path)
+        if staging is not None:
+            if _older(info, cutoff) and why.get(staging) != "recent":
+                doomed[staging] = doomed.get(staging, 0) + info.size
+                why[staging] = "staging leftover"
+            else:
+                # One recent file keeps its whole staging folder: a writer may still be busy.
+                doomed.pop(staging, None)
+                why[staging] = "recent"
+            continue
+        if not (everywhere or info.path.startswith(OBJECTS)):
+            continue
+        if _is_referenced(info.path, referenced):
+            kept += 1
+            continue
+        doomed[info.path] = info.size
+        why[info.path] = "unreferenced"
+    removed = tuple(sorted(doomed))
+    if not dry_run:
+        for path in removed:
+            store.delete(path)
+    return GcReport(
+        removed=removed,
+        bytes_freed=sum(doomed.values()),
+        dry_run=dry_run,
+        kept=kept,
+        details={path: why[path] for path in removed},
+    )
+
+
+def forget(
+    catalog: Catalog,
+    *,
+    step: str | None = None,
+    key: str | None = None,
+    older_than: str | float | timedelta | None = None,
+) -> int:
+    """Drop completed calls matching every given filter, so they compute again; the count.
+
+    ``older_than`` is seconds, a ``timedelta`` or text such as ``"7d"``, ``"12h"``, ``"30m"``.
+    """
+    if step is None and key is None and older_than is None:
+        raise ConfigError(
+            "forget needs a step name, a key or an age (--older-than 7d); "
+            "it refuses to drop the whole cache without one."
+        )
+    # The catalog reads a float as a point in time; an age travels as a timedelta.
+    age = None if older_than is None else timedelta(seconds=parse_age(older_than))
+    return catalog.forget(step=step, key=key, older_than=age)
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(value: str | float | timedelta) -> float:
+    """Seconds in an age: ``"7d"`` -> 604800.0; numbers are seconds already.
+
+    >>> parse_age("36h")
+    129600.0
+    """
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float):
+        return float(value)
+    match = _AGE.match(value)
+    if match is None:
+        raise ConfigError(
+            f"Cannot read the age {value!r}: write a number and a unit, such as 30m, 12h, 7d or 2w."
+        )
+    return float(match[1]) * _UNIT[match[2].lower()]
+
+
+def _staging_root(path: str) -> str | None:
+    """The staging file or folder a path belongs to, if any part of it is a staging name."""
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if part.startswith(STAGING_PREFIX):
+            return "/".join(parts[: i + 1])
+    return None
+
+
+def _older(info: FileInfo, cutoff: float) -> bool:
+    # Object stores may not report a time: such a leftover is treated as old, since
+    # nothing stages there for long (writes are a single PUT or a multipart upload).
+    return info.mtime_ns is None or info.mtime_ns / 1e9 < cutoff
+
+
+def _is_referenced(path: str, referenced: Iterable[str] | set[str]) -> bool:
+    """A file is kept if it, or a folder holding it (an OME-Zarr artifact), is referenced."""
+    refs = referenced if isinstance(referenced, set) else set(referenced)
+    if path in refs:
+        return True
+    parts = path.split("/")
+    return any("/".join(parts[:i]) in refs for i in range(1, len(parts)))
+
+
+__all__ = ["GcReport", "VerifyReport", "forget", "gc", "parse_age", "verify"]
