@@ -199,3 +199,32 @@ def test_statement_count_does_not_grow_with_rows_on_sqlite(tmp_path: Path, names
     with cat.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM calls")).scalar() == 2010
     cat.close()
+
+
+def test_last_failures_and_saved_artifacts(catalog: Catalog, names: Names) -> None:
+    for message in ("first", "second"):
+        failed = CallRecord(
+            key=names.key("f"), step=names.step, status="failed", error_message=message
+        )
+        catalog.record_failures([failed])
+    catalog.record_failures([dataclasses.replace(failed, key=names.key("s"), status="skipped")])
+    failures = catalog.last_failures([names.key("f"), names.key("s"), names.key("x")])
+    assert list(failures) == [names.key("f")]
+    assert failures[names.key("f")].error_message == "second"
+
+    saved = names.out("saved/a.png", names.digest("a"), 3, format="png")
+    catalog.record_artifacts(
+        names.store,
+        [
+            saved,
+            {
+                "path": "saved/b.json",
+                "hash": "0" * 64,
+                "size": 2,
+                "format": "json",
+                "stamp": "m:1:1",
+            },
+        ],
+    )
+    assert catalog.artifact_by_path(names.store, "saved/a.png").key is None
+    assert catalog.referenced_paths(names.store) == {"saved/a.png", "saved/b.json"}

@@ -157,6 +157,60 @@ def record_attempts(conn: sa.Connection, records: Sequence[CallRecord]) -> None:
         conn.execute(sa.insert(call_attempts), rows)
 
 
+def record_artifacts(conn: sa.Connection, store: str, records: Sequence[Any]) -> None:
+    """Upsert artifacts written outside any call (``db.save``): no producing key."""
+    now = time.time()
+    rows = [
+        {
+            "loc": location(field(rec, "store") or store, field(rec, "path")),
+            "hash": field(rec, "hash"),
+            "store": field(rec, "store") or store,
+            "path": field(rec, "path"),
+            "size": field(rec, "size"),
+            "format": field(rec, "format"),
+            "stamp": field(rec, "stamp"),
+            "metadata": dict(field(rec, "metadata") or {}),
+            "key": None,
+            "created": now,
+        }
+        for rec in records
+    ]
+    if rows:
+        stmt = upsert(conn.dialect.name, artifacts, _ARTIFACT_UPDATE)
+        conn.execute(stmt, dedupe(rows, lambda r: (r["loc"], r["hash"])))
+
+
+def _attempt_row(row: Mapping[str, Any]) -> CallRow:
+    return CallRow(
+        key=row["key"],
+        step=row["step"],
+        status=row["status"],
+        run_id=row["run_id"],
+        started=row["started"],
+        finished=row["finished"],
+        host=row["host"] or "",
+        stdout=row["stdout"] or "",
+        stderr=row["stderr"] or "",
+        error_type=row["error_type"] or "",
+        error_message=row["error_message"] or "",
+        traceback=row["traceback"] or "",
+    )
+
+
+def last_failures(conn: sa.Connection, keys: Iterable[str]) -> dict[str, CallRow]:
+    """The latest failed attempt of each key that has one (for the "previously failed" reason)."""
+    found: dict[str, CallRow] = {}
+    for chunk in chunks(sorted(set(keys))):
+        query = (
+            sa.select(call_attempts)
+            .where(call_attempts.c.key.in_(chunk), call_attempts.c.status == "failed")
+            .order_by(call_attempts.c.id)
+        )
+        for row in conn.execute(query).mappings():
+            found[row["key"]] = _attempt_row(row)
+    return found
+
+
 def artifact_row(row: Mapping[str, Any]) -> ArtifactRow:
     """An ArtifactRow from a result row holding the artifacts table's columns."""
     return ArtifactRow(
@@ -231,23 +285,7 @@ def of_run(conn: sa.Connection, run_id: str) -> list[CallRow]:
         outputs.update(_outputs_of(conn, chunk))
     rows = [_call_row(row, outputs.get(row["key"], {})) for row in completed]
     attempts = sa.select(call_attempts).where(call_attempts.c.run_id == run_id)
-    for row in conn.execute(attempts).mappings():
-        rows.append(
-            CallRow(
-                key=row["key"],
-                step=row["step"],
-                status=row["status"],
-                run_id=row["run_id"],
-                started=row["started"],
-                finished=row["finished"],
-                host=row["host"] or "",
-                stdout=row["stdout"] or "",
-                stderr=row["stderr"] or "",
-                error_type=row["error_type"] or "",
-                error_message=row["error_message"] or "",
-                traceback=row["traceback"] or "",
-            )
-        )
+    rows.extend(_attempt_row(row) for row in conn.execute(attempts).mappings())
     rows.sort(key=lambda r: (r.started is None, r.started or 0.0, r.step, r.key))
     return rows
 
@@ -274,8 +312,10 @@ __all__ = [
     "field",
     "forget",
     "input_refs",
+    "last_failures",
     "lookup",
     "of_run",
     "record",
+    "record_artifacts",
     "record_attempts",
 ]

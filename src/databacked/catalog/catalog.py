@@ -171,6 +171,20 @@ class Catalog:
             "record failed calls", lambda c: calls.record_attempts(c, list(records)), write=True
         )
 
+    def last_failures(self, keys: Iterable[str]) -> dict[str, CallRow]:
+        """The latest failed attempt of each of ``keys`` that failed before."""
+        keys = list(keys)
+        return self._run("look up failed calls", lambda c: calls.last_failures(c, keys))
+
+    def record_artifacts(self, store_url: str, records: Sequence[Any]) -> None:
+        """Record files written outside any call (``db.save``): ArtifactRecord-likes or dicts."""
+        records = list(records)
+        self._run(
+            "record artifacts",
+            lambda c: calls.record_artifacts(c, store_url, records),
+            write=True,
+        )
+
     def calls_of_run(self, run_id: str) -> list[CallRow]:
         """Calls completed by a run and its failed/skipped attempts, by start time."""
         return self._run("list a run's calls", lambda c: calls.of_run(c, run_id))
