@@ -93,6 +93,23 @@ def test_missing_module(runner: CliRunner) -> None:
     assert "No module named 'no_such_module_xyz'" in _one_error_line(result.output)
 
 
+def test_error_while_importing_the_pipeline_file(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "pipes.py").write_text("import math\nmath.nope()\n", encoding="utf-8")
+    result = runner.invoke(app, ["run", "pipes.py:cells"])
+    assert result.exit_code == 2
+    line = _one_error_line(result.output)
+    assert "pipes.py failed with AttributeError" in line
+    assert "--debug" in line
+
+
+def test_ctrl_c_exits_130(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "pipes.py").write_text("raise KeyboardInterrupt\n", encoding="utf-8")
+    result = runner.invoke(app, ["run", "pipes.py:cells"])
+    assert result.exit_code == 130
+    assert "Interrupted" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_bad_param(runner: CliRunner) -> None:
     result = runner.invoke(app, ["run", "pipes.py:cells", "--param", "novalue"])
     assert result.exit_code == 2

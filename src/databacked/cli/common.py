@@ -104,7 +104,11 @@ def _load_file(path: Path) -> Any:
         raise ConfigError(f"Cannot import {str(path)!r} as Python; is it a .py file?")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise _import_failed(str(path), exc) from exc
     # Worker processes cannot import a module loaded by path; ship its functions by value.
     import cloudpickle
 
@@ -123,7 +127,17 @@ def _load_module(dotted: str) -> Any:
                 f"No module named {dotted!r}: give a file path (pipelines.py:NAME) or an "
                 "importable module."
             ) from exc
-        raise
+        raise _import_failed(dotted, exc) from exc
+    except Exception as exc:
+        raise _import_failed(dotted, exc) from exc
+
+
+def _import_failed(where: str, exc: Exception) -> ConfigError:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return ConfigError(
+        f"Importing {where} failed with {type(exc).__name__}: {first}; "
+        "fix the module (run with --debug for the traceback)."
+    )
 
 
 def _is_pipeline(value: Any) -> bool:

@@ -21,12 +21,19 @@ from databacked.cli.common import (
 from databacked.cli.progress import StepProgress, counts_from_calls, one_line, summary_table
 
 Reference = Annotated[
-    str, typer.Argument(help="The pipeline: FILE.py:PIPELINE or package.module:PIPELINE.")
+    str,
+    typer.Argument(
+        metavar="FILE.py:PIPELINE",
+        help="The pipeline: FILE.py:PIPELINE or package.module:PIPELINE.",
+    ),
 ]
 ParamOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--param", "-p", help="A pipeline parameter NAME=VALUE (JSON if it parses); repeatable."
+        "--param",
+        "-p",
+        metavar="NAME=VALUE",
+        help="A pipeline parameter NAME=VALUE (JSON if it parses); repeatable.",
     ),
 ]
 PLAN_ROWS = 50
