@@ -31,8 +31,6 @@ def test_migrations_match_schema(catalog: Catalog) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    if catalog.dialect == "mysql":
-        pytest.skip("MariaDB reflects JSON and BOOLEAN as LONGTEXT/TINYINT: spurious diffs")
     with catalog.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diffs == []

@@ -128,21 +128,32 @@ def ensure_schema(engine: sa.Engine, url: str) -> None:
     if current == {HEAD_REVISION}:
         return
     _refuse_newer(current, url)
-    with _migration_lock(engine) as conn:
-        # Another process may have migrated while we waited for the lock.
-        if _read_revisions(conn) == {HEAD_REVISION}:
-            return
-        _refuse_newer(_read_revisions(conn), url)
-        _upgrade(conn)
+    try:
+        with _migration_lock(engine) as conn:
+            # Another process may have migrated while we waited for the lock.
+            current = _read_revisions(conn)
+            if current == {HEAD_REVISION}:
+                return
+            _refuse_newer(current, url)
+            _upgrade(conn)
+    except sa.exc.SQLAlchemyError as exc:
+        raise CatalogError(
+            f"Could not migrate the catalog {redact(url)} to schema revision {HEAD_REVISION}: "
+            f"{exc}; check that the database user may create tables and take locks."
+        ) from exc
 
 
 def _current_revisions(engine: sa.Engine, url: str) -> set[str] | None:
     try:
         conn = engine.connect()
     except sa.exc.DBAPIError as exc:
+        hint = (
+            "check that the file's folder is writable and no other program holds it locked"
+            if engine.dialect.name == "sqlite"
+            else "check that the server is running and the URL, user and password are right"
+        )
         raise CatalogError(
-            f"Cannot reach the catalog database {redact(url)}: {exc.orig}; check that the "
-            "server is running and the URL, user and password are right."
+            f"Cannot reach the catalog database {redact(url)}: {exc.orig}; {hint}."
         ) from exc
     with conn:
         return _read_revisions(conn)
