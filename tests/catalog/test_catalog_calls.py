@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -228,3 +230,46 @@ def test_last_failures_and_saved_artifacts(catalog: Catalog, names: Names) -> No
     )
     assert catalog.artifact_by_path(names.store, "saved/a.png").key is None
     assert catalog.referenced_paths(names.store) == {"saved/a.png", "saved/b.json"}
+
+
+def test_two_drivers_committing_the_same_calls_at_once(catalog_url: str, names: Names) -> None:
+    Catalog.open(catalog_url).close()
+    records = [names.call(i) for i in range(2000)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def commit(batch: list[CallRecord]) -> None:
+        cat = Catalog.open(catalog_url)
+        try:
+            barrier.wait()
+            for start in range(0, len(batch), 500):
+                cat.record_calls(batch[start : start + 500])
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            cat.close()
+
+    # The second driver commits the same calls in reverse batch order.
+    threads = [
+        threading.Thread(target=commit, args=(records,)),
+        threading.Thread(target=commit, args=(records[::-1],)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    with Catalog.open(catalog_url) as cat:
+        found = cat.lookup(r.key for r in records)
+    assert len(found) == 2000
+    assert all(
+        row.outputs["out"].hash == names.digest(i)
+        for i, row in enumerate(found[r.key] for r in records)
+    )
+
+
+def test_one_catalog_shared_by_threads(tmp_path: Path, names: Names) -> None:
+    with Catalog.open(tmp_path / "c.db") as cat, ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: cat.record_calls([names.call(i)]), range(40)))
+        found = list(pool.map(lambda i: cat.lookup([names.key(i)]), range(40)))
+    assert all(len(hit) == 1 for hit in found)
