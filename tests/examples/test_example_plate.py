@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from bioio import BioImage
 
+import databacked as db
 from databacked.examples import make_plate
 from databacked.examples.synthetic import HALF_BOX, PIXEL_SIZE_UM
 
@@ -16,7 +17,10 @@ SMALL = {"wells": ("A01", "B02"), "fields": 1, "size": (96, 128)}
 
 
 def _b3(path: Path) -> str:
-    return blake3.blake3(path.read_bytes()).hexdigest()
+    # Plain blake3 of the bytes: what `b3sum` prints and what db.hash_file must agree with.
+    digest = blake3.blake3(path.read_bytes()).hexdigest()
+    assert db.hash_file(str(path)) == digest
+    return digest
 
 
 def _hashes(folder: Path) -> dict[str, str]:

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import blake3
 import numpy as np
 import pandas as pd
+
+import databacked as db
 
 # Bump when the pixels a given set of arguments produces change, so old plates are rewritten.
 GENERATOR = "databacked.examples.synthetic/1"
@@ -213,7 +214,7 @@ def _write_fov(path: Path, image: np.ndarray, channels: list[str]) -> str:
 
 
 def _hash(path: Path) -> str:
-    return blake3.blake3(path.read_bytes()).hexdigest()
+    return db.hash_file(str(path))
 
 
 def _is_current(path: Path, recorded_hash: str) -> bool:
