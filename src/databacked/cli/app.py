@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from databacked.cli.common import err_console
+from databacked.cli.common import err_console, wide_when_piped
 from databacked.errors import DatabackedError
 
 EXIT_USER_ERROR = 2
@@ -81,6 +81,7 @@ def _main(
 ) -> None:
     """Data-backed pipelines: run, inspect and tidy what your steps produced."""
     ctx.obj = {"debug": debug}
+    wide_when_piped()
 
 
 def _register() -> None:

@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,17 @@ if TYPE_CHECKING:
 
 console = Console()
 err_console = Console(stderr=True)
+
+PIPED_WIDTH = 200
+
+
+def wide_when_piped() -> None:
+    """Piped output (grep, files, tests) gets wide tables instead of rich's 80 columns."""
+    for con in (console, err_console):
+        con.width = None  # type: ignore[assignment]  # re-detect for this invocation
+        if not con.is_terminal and "COLUMNS" not in os.environ:
+            con.width = PIPED_WIDTH
+
 
 StoreOption = Annotated[
     str | None, typer.Option("--store", help="Store URL or folder (default: settings, ./data).")

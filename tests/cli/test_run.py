@@ -1,0 +1,125 @@
+"""``run`` and ``plan`` end to end on the real engine, store and SQLite catalog."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from databacked.cli.app import app
+
+PIPELINE = """
+import databacked as db
+
+
+@db.step(target="squares/{i}.json")
+def square(i: int, fail: bool) -> dict:
+    if fail and i == 1:
+        raise ValueError(f"cannot square {i} today")
+    return {"i": i, "sq": i * i}
+
+
+@db.step(target="total.json")
+def total(parts: list) -> dict:
+    return {"total": sum(p["sq"] for p in parts)}
+
+
+@db.pipeline
+def numbers(n: int = 3, fail: bool = False):
+    squares = square.map(i=list(range(n)), fail=[fail] * n)
+    return total(parts=squares)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    api = pytest.importorskip("databacked.engine.api")
+    if not hasattr(api, "run"):
+        pytest.skip("the engine's run() is not written yet")
+    monkeypatch.chdir(tmp_path)
+    for var in ("DATABACKED_STORE", "DATABACKED_CATALOG", "DATABACKED_EXECUTOR"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "pipes.py").write_text(PIPELINE, encoding="utf-8")
+    return tmp_path
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args), terminal_width=200)
+
+
+def summary_row(output: str, step: str) -> list[str]:
+    """The cells of a step's row in the run summary table (ran, cached, failed, skipped, total)."""
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│┃|").split("│")]
+        if cells and cells[0] == step:
+            return cells[1:]
+    raise AssertionError(f"no summary row for {step!r} in:\n{output}")
+
+
+def test_run_then_everything_cached(project: Path) -> None:
+    first = invoke("run", "pipes.py:numbers", "--executor", "inline")
+    assert first.exit_code == 0, first.output
+    assert summary_row(first.output, "square") == ["3", "", "", "", "3"]
+    assert json.loads((project / "data" / "total.json").read_text()) == {"total": 5}
+
+    second = invoke("run", "pipes.py:numbers", "--executor", "inline")
+    assert second.exit_code == 0, second.output
+    assert summary_row(second.output, "square") == ["", "3", "", "", "3"]
+    assert summary_row(second.output, "total") == ["", "1", "", "", "1"]
+
+
+def test_param_adds_only_new_calls(project: Path) -> None:
+    assert invoke("run", "pipes.py:numbers", "--executor", "threads").exit_code == 0
+    more = invoke("run", "pipes.py:numbers", "--param", "n=4", "--executor", "threads")
+    assert more.exit_code == 0, more.output
+    assert summary_row(more.output, "square") == ["1", "3", "", "", "4"]
+    assert json.loads((project / "data" / "total.json").read_text()) == {"total": 14}
+
+
+def test_failed_call_exits_1_and_says_why(project: Path) -> None:
+    result = invoke("run", "pipes.py:numbers", "-p", "fail=true", "--executor", "inline")
+    assert result.exit_code == 1, result.output
+    assert "square failed" in result.output
+    assert "cannot square 1 today" in result.output
+    assert (project / "data" / "squares" / "0.json").exists()
+    assert not (project / "data" / "total.json").exists()
+    status = invoke("status")
+    assert status.exit_code == 0, status.output
+    assert "cannot square 1 today" in status.output
+
+
+def test_plan_before_and_after(project: Path) -> None:
+    before = invoke("plan", "pipes.py:numbers")
+    assert before.exit_code == 0, before.output
+    assert "cached" not in before.output
+    assert "square" in before.output
+    assert not (project / "data" / "total.json").exists()
+    assert invoke("run", "pipes.py:numbers", "--executor", "inline").exit_code == 0
+    after = invoke("run", "pipes.py:numbers", "--dry-run")
+    assert after.exit_code == 0, after.output
+    assert "4 cached" in after.output
+
+
+def test_unknown_param_is_refused_before_running(project: Path) -> None:
+    result = invoke("run", "pipes.py:numbers", "--param", "m=2")
+    assert result.exit_code == 2
+    assert "has no parameter 'm'" in result.output
+    assert "Traceback" not in result.output
+    assert not (project / "data").exists()
+
+
+def test_console_script_with_processes(project: Path) -> None:
+    databacked = Path(sys.executable).with_name("databacked")
+    cmd = [str(databacked), "run", "pipes.py:numbers", "--executor", "processes", "--workers", "2"]
+    first = subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert json.loads((project / "data" / "total.json").read_text()) == {"total": 5}
+    ls = subprocess.run(
+        [str(databacked), "ls"], cwd=project, capture_output=True, text=True, timeout=60
+    )
+    assert ls.returncode == 0, ls.stderr
+    assert "total.json" in ls.stdout
