@@ -117,8 +117,10 @@ def test_gc_keeps_files_inside_a_referenced_directory(history: History) -> None:
 
 def test_gc_everywhere_also_removes_unreferenced_files_outside_objects(history: History) -> None:
     history.store.put_bytes("notes/readme.txt", b"unreferenced")
+    history.store.put_bytes(".databacked/catalog.db", b"a catalog kept in the store")
     report = housekeeping.gc(history.store, history.catalog, everywhere=True)
     assert "notes/readme.txt" in report.removed
+    assert local(history, ".databacked/catalog.db").exists()
     assert history.summary_path not in report.removed
     assert not local(history, "notes/readme.txt").exists()
 

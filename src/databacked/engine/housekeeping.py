@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from databacked.errors import ArtifactNotFound, ConfigError
+from databacked.store import STAGING_PREFIX
 
 if TYPE_CHECKING:
     from databacked.catalog import Catalog
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 
 OBJECTS = ".databacked/objects/"
 """Where outputs without a target live; gc removes unreferenced files here by default."""
-STAGING_PREFIX = ".databacked-tmp-"
-"""Name prefix of a write in progress (file or folder) before its atomic rename."""
 STAGING_AGE = 3600.0
 """Seconds after which a staging leftover belongs to a dead writer, not a running one."""
 
@@ -126,7 +125,9 @@ def gc(
                 doomed.pop(staging, None)
                 why[staging] = "recent"
             continue
-        if not (everywhere or info.path.startswith(OBJECTS)):
+        in_objects = info.path.startswith(OBJECTS)
+        # Our own bookkeeping (a catalog file kept in the store, say) is never garbage.
+        if not in_objects and (not everywhere or info.path.startswith(".databacked/")):
             continue
         if _is_referenced(info.path, referenced):
             kept += 1
