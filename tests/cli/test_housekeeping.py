@@ -166,3 +166,41 @@ def test_parse_age() -> None:
     assert housekeeping.parse_age(30.0) == 30
     with pytest.raises(ConfigError, match="30m, 12h, 7d"):
         housekeeping.parse_age("a week")
+
+
+def test_verify_and_gc_on_s3(s3_bucket: str, tmp_path: Path) -> None:
+    from databacked.catalog import CallRecord, Catalog
+    from databacked.store import Store
+
+    store = Store(f"{s3_bucket}/project")
+    good = store.put_bytes(".databacked/objects/step/a.json", b'{"a": 1}')
+    bad = store.put_bytes("results/b.json", b'{"b": 2}')
+    store.put_bytes(".databacked/objects/step/orphan.json", b"[]")
+    with Catalog.open(f"sqlite:///{tmp_path / 'catalog.db'}") as catalog:
+        catalog.record_calls(
+            [
+                CallRecord(
+                    key=f"{i}" * 64,
+                    step="step",
+                    store=store.url,
+                    outputs={
+                        "out": {
+                            "path": w.path,
+                            "hash": w.hash,
+                            "size": w.size,
+                            "format": "json",
+                            "stamp": w.stamp,
+                            "metadata": {},
+                        }
+                    },
+                )
+                for i, w in enumerate((good, bad))
+            ]
+        )
+        assert housekeeping.verify(store, catalog).ok
+        store.put_bytes("results/b.json", b'{"b": 3}')
+        assert housekeeping.verify(store, catalog).corrupt == ("results/b.json",)
+        report = housekeeping.gc(store, catalog)
+        assert report.removed == (".databacked/objects/step/orphan.json",)
+        assert not store.exists(".databacked/objects/step/orphan.json")
+        assert store.exists(good.path)
