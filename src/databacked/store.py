@@ -27,6 +27,7 @@ import io
 import os
 import re
 import shutil
+import stat
 import tempfile
 import threading
 import uuid
@@ -115,11 +116,18 @@ def is_transient(exc: BaseException) -> bool:
 
 def retrying(fn: Callable[[], _T], *, attempts: int = 5, max_wait: float = 4.0) -> _T:
     """Call ``fn``, retrying transient errors with exponential back-off."""
+    # The first attempt runs bare: building a tenacity.Retrying costs more than a local stat,
+    # and a no-op rerun stats every output.
+    try:
+        return fn()
+    except Exception as exc:
+        if not is_transient(exc) or attempts <= 1:
+            raise
     import tenacity
 
     retryer = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient),
-        stop=tenacity.stop_after_attempt(attempts),
+        stop=tenacity.stop_after_attempt(attempts - 1),
         wait=tenacity.wait_exponential(multiplier=0.1, max=max_wait),
         reraise=True,
     )
@@ -449,7 +457,7 @@ class Store:
         full = self.full_path(rel)
         if self.is_local:
             st = self._wrap("stat", rel, os.stat, full)
-            if os.path.isdir(full):
+            if stat.S_ISDIR(st.st_mode):
                 infos = list(self.list(rel))
                 newest = max([i.mtime_ns or 0 for i in infos], default=st.st_mtime_ns)
                 return FileInfo(rel, sum(i.size for i in infos), newest, None, st.st_ino)
@@ -478,9 +486,14 @@ class Store:
         if self.is_local:
             for rel in rels:
                 try:
-                    out[rel] = self.info(rel)
-                except ArtifactNotFound:
+                    st = os.stat(os.path.join(self._root, rel))
+                except (FileNotFoundError, NotADirectoryError):
                     out[rel] = None
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    out[rel] = self.info(rel)
+                else:
+                    out[rel] = FileInfo(rel, st.st_size, st.st_mtime_ns, None, st.st_ino)
             return out
         by_folder: dict[str, list[str]] = {}
         for rel in rels:
