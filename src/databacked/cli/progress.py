@@ -28,9 +28,9 @@ class StepProgress:
         self._tasks: dict[str, Any] = {}
         self.counts: dict[str, Counter[str]] = {}
         """Step -> status -> number of calls whose latest event had that status."""
-        self.errors: list[tuple[str, str, str]] = []
-        """(step, key, one-line error) of every failed call, in order."""
+        self._errors: dict[object, tuple[str, str, str]] = {}
         self._status: dict[str, str] = {}
+        self._announced: dict[str, int] = {}
 
     def __enter__(self) -> StepProgress:
         self._bars.start()
@@ -44,24 +44,35 @@ class StepProgress:
         if step not in self._tasks:
             self._tasks[step] = self._bars.add_task(step, total=0, detail="")
             self.counts[step] = Counter()
+            self._announced[step] = 0
         counts = self.counts[step]
-        previous = self._status.get(key)
-        if previous is not None:
-            counts[previous] -= 1
-        # "planned" only announces a call; keep counting it until its next state arrives.
-        self._status[key] = status
-        counts[status] += 1
+        if status == "planned":
+            # Only announces a call (its key may not be known yet); it sizes the bar.
+            self._announced[step] += 1
+        else:
+            previous = self._status.get(key) if key else None
+            if previous is not None:
+                counts[previous] -= 1  # a retried call leaves its earlier state
+            if key:
+                self._status[key] = status
+            counts[status] += 1
         if status == "failed":
-            self.errors.append((step, key, one_line(event.error)))
+            self._errors[key or object()] = (step, key, one_line(event.error))
+        elif key:
+            self._errors.pop(key, None)  # a retry that succeeded is not a failure
         self._refresh(step)
+
+    @property
+    def errors(self) -> list[tuple[str, str, str]]:
+        """(step, key, one-line error) of every call whose last state is failed, in order."""
+        return list(self._errors.values())
 
     def _refresh(self, step: str) -> None:
         counts = self.counts[step]
         done = sum(counts[s] for s in FINAL)
-        total = done + counts["planned"] + counts["running"]
-        parts = [
-            f"{counts[s]} {s}" for s in ("cached", "running", "failed", "skipped") if counts[s]
-        ]
+        total = max(self._announced[step], done + counts["running"])
+        shown = ("cached", "running", "failed", "skipped")
+        parts = [f"{counts[s]} {s}" for s in shown if counts[s]]
         self._bars.update(self._tasks[step], completed=done, total=total, detail=", ".join(parts))
 
     def summary_table(self) -> Table:

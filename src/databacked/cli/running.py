@@ -14,6 +14,8 @@ from databacked.cli.common import (
     check_params,
     console,
     load_pipeline,
+    open_catalog,
+    open_store,
     parse_params,
     settings,
     short,
@@ -71,11 +73,13 @@ def run(
     check_params(pipeline, params, reference)
     import databacked as db
 
-    with StepProgress(console, live=console.is_terminal) as progress:
+    # Objects, not URLs: the store carries storage options and durability from settings.
+    the_store = open_store(config)
+    with open_catalog(config) as cat, StepProgress(console, live=console.is_terminal) as progress:
         result = db.run(
             pipeline,
-            store=config.store,
-            catalog=config.catalog,
+            store=the_store,
+            catalog=cat,
             executor=config.executor,
             workers=config.workers,
             verify=verify or config.verify,
@@ -108,7 +112,8 @@ def plan(
     check_params(pipeline, params, reference)
     import databacked as db
 
-    result = db.plan(pipeline, store=config.store, catalog=config.catalog, **params)
+    with open_catalog(config) as cat:
+        result = db.plan(pipeline, store=open_store(config), catalog=cat, **params)
     calls = result.calls
     table = Table(title=f"Plan: {len(calls)} calls")
     for column in ("step", "key", "status", "reason", "target"):
