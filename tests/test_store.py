@@ -135,6 +135,20 @@ def test_s3_large_write_goes_up_multipart(s3_bucket: str) -> None:
     assert store.hash("big.bin") == result.hash
 
 
+def test_s3_directory_writer_gives_a_zarr_store(s3_bucket: str) -> None:
+    import numpy as np
+    import zarr
+
+    store = Store(f"{s3_bucket}/p")
+    with store.directory_writer("a.zarr") as out:
+        zarr.create_array(out.store, shape=(4,), dtype="i2")[:] = np.arange(4)
+    assert out.result is not None and out.result.hash == store.hash("a.zarr")
+    assert store.infos(["a.zarr"])["a.zarr"] == store.info("a.zarr")
+    assert store.info("a.zarr").stamp.startswith("e:")
+    back = zarr.open_array(zarr.storage.FsspecStore.from_url(store.uri("a.zarr"), read_only=True))
+    assert back[:].tolist() == [0, 1, 2, 3]
+
+
 def test_s3_store_reads_endpoint_from_environment(s3_bucket: str) -> None:
     assert os.environ["AWS_ENDPOINT_URL"]
     store = Store(s3_bucket)

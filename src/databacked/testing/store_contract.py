@@ -15,7 +15,7 @@ import pickle
 import pytest
 
 from databacked.errors import ArtifactNotFound, PathEscapeError, StoreError
-from databacked.hashing import hash_bytes, hash_file
+from databacked.hashing import combine, hash_bytes, hash_file
 from databacked.store import STAGING_PREFIX, FileInfo, Store
 
 PAYLOAD = bytes(range(256)) * 1000
@@ -137,6 +137,9 @@ class StoreContract:
             fs.pipe_file(f"{root}/0/c", b"chunk")
         assert out.result is not None
         assert out.result.hash == store.hash("img.zarr")
+        # The same Merkle hash on every store: relative paths and plain file hashes.
+        parts = (f"0/c\0{hash_bytes(b'chunk')}", f"zarr.json\0{hash_bytes(b'{}')}")
+        assert out.result.hash == combine("dir", *parts)
         assert out.result.size == 2 + 5
         assert {i.path for i in store.list("img.zarr")} == {"img.zarr/zarr.json", "img.zarr/0/c"}
         assert not [i for i in store.list() if STAGING_PREFIX in i.path]
