@@ -251,7 +251,8 @@ class DirectoryWriter:
             folder, name = os.path.split(final)
             self.path = os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
         else:
-            self.path = store.uri(relpath)
+            # Not store.uri(): that one is redacted for display, this one must open.
+            self.path = f"{store.protocol}://{store.full_path(relpath).lstrip('/')}"
         self.result: WriteResult | None = None
 
     @property
@@ -290,6 +291,8 @@ class DirectoryWriter:
             return
         if store.is_local:
             final = store.full_path(self.relpath)
+            if store.durability == "fsync":
+                _fsync_tree(self.path)
             if os.path.lexists(final):
                 old = f"{self.path}-old"
                 store._wrap("replace", self.relpath, os.rename, final, old)
@@ -317,7 +320,7 @@ class Store:
     ) -> None:
         if durability not in ("batch", "fsync", "none"):
             raise StoreError(
-                f"Unknown durability {durability!r} for store {url!s}: "
+                f"Unknown durability {durability!r} for store {_redact(os.fspath(url))}: "
                 "use 'batch', 'fsync' or 'none'."
             )
         text = os.fspath(url)
@@ -394,7 +397,7 @@ class Store:
         bad = (
             not text
             or "\0" in text
-            or text.startswith(("/", "\\", "~"))
+            or text.startswith(("/", "\\"))
             or re.match(r"^[A-Za-z]:", text) is not None
             or "\\" in text
             or ".." in parts
@@ -637,6 +640,17 @@ def _fsync_dir(folder: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_tree(folder: str) -> None:
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(root)
 
 
 def _syncfs(folder: str) -> None:
