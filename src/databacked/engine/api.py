@@ -1,0 +1,264 @@
+"""``db.run`` and ``db.plan``: what the CLI, notebooks and scripts call.
+
+Store, catalog and executor may be URLs or objects (a test passes real objects rather than
+patching internals); what is not given comes from ``databacked.config.load_settings``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from databacked.config import load_settings
+from databacked.engine import provenance
+from databacked.engine.events import CallEvent
+from databacked.engine.graph import Handle, MapResult
+from databacked.engine.keys import is_project_local
+from databacked.engine.pipeline import as_pipeline
+from databacked.engine.plan import CallState
+from databacked.engine.scheduler import Scheduler
+from databacked.errors import StepFailed
+
+CALL_COLUMNS = ["step", "key", "status", "reason", "seconds", "outputs", "error"]
+PLAN_COLUMNS = ["step", "key", "status", "reason", "target"]
+
+
+class RunResult:
+    """The outcome of ``db.run``: ``ok``, ``value`` (lazy artifacts), ``calls`` table."""
+
+    def __init__(self, run_id: str, value: Any, states: list[CallState], store: Any) -> None:
+        self.run_id = run_id
+        self._value = value
+        self._states = states
+        self.store = store
+        self.ok = all(s.status in ("ran", "cached") for s in states)
+
+    @property
+    def value(self) -> Any:
+        """The pipeline's return value, step results as Artifacts (or in-memory values)."""
+        return _resolve(self._value, {s.node.id: s for s in self._states}, self.store)
+
+    @property
+    def calls(self) -> Any:
+        import pandas as pd
+
+        rows = [
+            {
+                "step": s.step.name,
+                "key": s.key,
+                "status": s.status if s.status in ("ran", "cached", "failed") else "skipped",
+                "reason": s.reason,
+                "seconds": s.seconds,
+                "outputs": {n: getattr(r, "path", None) for n, r in s.records.items()},
+                "error": s.error or None,
+            }
+            for s in self._states
+        ]
+        return pd.DataFrame(rows, columns=CALL_COLUMNS)
+
+    def counts(self) -> dict[str, int]:
+        """Calls per status: ran, cached, failed, skipped."""
+        out = dict.fromkeys(("ran", "cached", "failed", "skipped"), 0)
+        for s in self._states:
+            status = s.status if s.status in out else "skipped"
+            out[status] += 1
+        return out
+
+    def summary(self) -> str:
+        counts = self.counts()
+        text = ", ".join(f"{n} {status}" for status, n in counts.items())
+        first = next((s for s in self._states if s.status == "failed"), None)
+        if first is not None:
+            text += f"; first failure: {first.step.name} ({first.key[:12]}): {first.error}"
+        return text
+
+    def raise_for_status(self) -> RunResult:
+        """Raise ``StepFailed`` for the first failed call; return self when all went well."""
+        for s in self._states:
+            if s.status == "failed":
+                error_type, _, message = s.error.partition(": ")
+                raise StepFailed(
+                    f"Step {s.step.name!r} failed ({s.error}); see `databacked show "
+                    f"{s.key[:12]}` for the traceback and output.",
+                    step=s.step.name,
+                    key=s.key,
+                    error_type=error_type,
+                    error_message=message,
+                )
+        return self
+
+    def __repr__(self) -> str:
+        return f"<RunResult {'ok' if self.ok else 'failed'}: {self.summary()}>"
+
+
+@dataclass
+class PlanResult:
+    """The outcome of ``db.plan``: ``calls`` (step, key, status, reason, target)."""
+
+    calls: Any
+
+    def counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.calls["status"].value_counts().items()}
+
+
+def run(
+    pipeline: Any,
+    *args: Any,
+    store: Any = None,
+    catalog: Any = None,
+    executor: Any = None,
+    workers: int | None = None,
+    verify: bool | None = None,
+    progress: Callable[[CallEvent], None] | None = None,
+    **kwargs: Any,
+) -> RunResult:
+    """Run a pipeline: only new or changed calls compute. Returns even when calls failed.
+
+    ``store``/``catalog``/``executor``: URL strings or objects; None -> configuration.
+    """
+    from databacked.executors import get_executor
+
+    pipe = as_pipeline(pipeline)
+    settings = _settings(store, catalog, executor, workers, verify)
+    store_obj, catalog_obj, own_catalog = _open(store, catalog, settings)
+    own_executor = executor is None or isinstance(executor, str)
+    executor_obj = get_executor(executor or settings.executor, workers=workers or settings.workers)
+    try:
+        traced = pipe.trace(*args, **kwargs)
+        steps = {id(n.step): n.step for n in traced.graph.nodes}.values()
+        if getattr(executor_obj, "name", "") != "inline":
+            _pickle_by_value(steps)
+        run_id = catalog_obj.start_run(
+            provenance.run_info(pipe.name, [s.fn.__module__ for s in steps], settings.redacted())
+        )
+        scheduler = Scheduler(
+            traced.graph,
+            store_obj,
+            catalog_obj,
+            executor_obj,
+            run_id=run_id,
+            verify=bool(settings.verify),
+            progress=progress,
+            lease_ttl=settings.lease_ttl,
+        )
+        try:
+            states = scheduler.run()
+        except BaseException:
+            catalog_obj.finish_run(run_id, "error", {})
+            raise
+        result = RunResult(run_id, traced.value, states, store_obj)
+        catalog_obj.finish_run(run_id, "ok" if result.ok else "failed", result.counts())
+        return result
+    finally:
+        if own_executor:
+            executor_obj.close()
+        if own_catalog:
+            catalog_obj.close()
+
+
+def plan(
+    pipeline: Any, *args: Any, store: Any = None, catalog: Any = None, **kwargs: Any
+) -> PlanResult:
+    """What a run would do: each call cached, to run or waiting, and why. Runs nothing."""
+    import pandas as pd
+
+    pipe = as_pipeline(pipeline)
+    settings = _settings(store, catalog, None, None, None)
+    store_obj, catalog_obj, own_catalog = _open(store, catalog, settings)
+    try:
+        traced = pipe.trace(*args, **kwargs)
+        scheduler = Scheduler(
+            traced.graph, store_obj, catalog_obj, None, verify=bool(settings.verify), dry_run=True
+        )
+        states = scheduler.run()
+    finally:
+        if own_catalog:
+            catalog_obj.close()
+    rows = []
+    for s in states:
+        status = s.status if s.status in ("cached", "run") else "waiting"
+        reason = s.reason if status != "waiting" else (s.reason or "upstream not computed yet")
+        target = next((p for p in s.targets.values() if p), None)
+        rows.append([s.step.name, s.key, status, reason, target])
+    for node in traced.graph.nodes:
+        if getattr(node, "children", 0) is None:
+            rows.append([node.step.name, "", "waiting", "fan-out over an upstream list", None])
+    return PlanResult(pd.DataFrame(rows, columns=PLAN_COLUMNS))
+
+
+def _settings(store: Any, catalog: Any, executor: Any, workers: Any, verify: Any) -> Any:
+    return load_settings(
+        store=store if isinstance(store, str) else None,
+        catalog=catalog if isinstance(catalog, str) else None,
+        executor=executor if isinstance(executor, str) else None,
+        workers=workers,
+        verify=verify,
+    )
+
+
+def _open(store: Any, catalog: Any, settings: Any) -> tuple[Any, Any, bool]:
+    from databacked.catalog import Catalog
+    from databacked.store import Store
+
+    if isinstance(store, Store):
+        store_obj = store
+    else:
+        store_obj = Store(
+            store or settings.store,
+            storage_options=settings.storage_options or None,
+            durability=settings.durability,
+        )
+    own_catalog = not isinstance(catalog, Catalog)
+    catalog_obj = catalog if not own_catalog else Catalog.open(catalog or settings.catalog)
+    return store_obj, catalog_obj, own_catalog
+
+
+def _pickle_by_value(steps: Any) -> None:
+    """Step modules that a worker process cannot import (a FILE.py loaded by path, a
+    notebook) travel by value with cloudpickle."""
+    import importlib.util
+
+    import cloudpickle
+
+    for step in steps:
+        name = step.fn.__module__
+        module = sys.modules.get(name)
+        if module is None or name == "__main__" or not is_project_local(step.fn):
+            continue
+        try:
+            importable = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            importable = False
+        if not importable or getattr(module, "__spec__", None) is None:
+            cloudpickle.register_pickle_by_value(module)
+
+
+def _resolve(value: Any, states: dict[int, CallState], store: Any) -> Any:
+    if isinstance(value, Handle):
+        state = states[value.node.id]
+        name = value.output or state.step.output_names[0]
+        if not state.step.persist:
+            return state.value[name] if state.step.multi and value.output else state.value
+        if state.status not in ("ran", "cached"):
+            return None
+        if state.step.multi and value.output is None:
+            return {n: _artifact(store, r) for n, r in state.records.items()}
+        return _artifact(store, state.records[name])
+    if isinstance(value, MapResult):
+        return [_resolve(h, states, store) for h in value.handles()]
+    if isinstance(value, list | tuple):
+        return type(value)(_resolve(v, states, store) for v in value)
+    if isinstance(value, dict):
+        return {k: _resolve(v, states, store) for k, v in value.items()}
+    return value
+
+
+def _artifact(store: Any, record: Any) -> Any:
+    from databacked.artifact import Artifact
+
+    return Artifact.from_record(store, record)
+
+
+__all__ = ["PlanResult", "RunResult", "plan", "run"]

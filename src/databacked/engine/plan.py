@@ -1,0 +1,364 @@
+"""Deciding each call before it runs: targets, keys, cache hits, and the reason to run.
+
+Shared by ``db.plan`` (which stops here) and the scheduler (which calls these functions as
+upstream results become known). Nothing here reads an output or re-hashes an unchanged
+input: cache hits are decided from the catalog and ``stat`` calls alone.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from databacked.engine import keys
+from databacked.engine.graph import CallNode, Handle, MapResult, has_handles
+from databacked.engine.worker import InputSpec, OutputSpec
+from databacked.errors import (
+    ArtifactNotFound,
+    PathEscapeError,
+    PipelineError,
+    TargetConflictError,
+    TargetEscapeError,
+)
+from databacked.hashing import combine, hash_file, hash_value
+
+LOCAL_FILES = "file://"
+"""Stat-cache namespace for input files given as local paths (outside any store)."""
+
+
+@dataclass(eq=False)
+class CallState:
+    """What the driver knows about one call node."""
+
+    node: CallNode
+    status: str = "pending"
+    """pending, waiting, cached, run, running, ran, failed, skipped."""
+    key: str = ""
+    reason: str = ""
+    targets: dict[str, str | None] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    params_hash: str = ""
+    inputs: dict[str, InputSpec | tuple[InputSpec, ...]] = field(default_factory=dict)
+    input_hashes: dict[str, list[str]] = field(default_factory=dict)
+    records: dict[str, Any] = field(default_factory=dict)
+    value: Any = None
+    seconds: float | None = None
+    error: str = ""
+    attempts: int = 0
+    upstream_ran: bool = False
+
+    @property
+    def step(self) -> Any:
+        return self.node.step
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("cached", "ran", "failed", "skipped")
+
+
+# -- targets --------------------------------------------------------------------------------
+
+
+def render_targets(state: CallState, store: Any) -> None:
+    """Render what can be rendered now (``{key}`` waits for the key); check for escapes."""
+    step = state.node.step
+    for name, template in step.targets.items():
+        if name in state.targets and state.targets[name] is not None:
+            continue
+        if template is None:
+            state.targets[name] = None
+            continue
+        if isinstance(template, str):
+            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+            if "key" in fields and not state.key:
+                continue
+            values = {"step": step.name, "key": state.key}
+            for arg, value in state.node.args.items():
+                if arg in fields and has_handles(value):
+                    raise PipelineError(
+                        f"Target {template!r} of step {step.name!r} uses {{{arg}}}, which is "
+                        "another step's result; targets may use parameter values, {key} "
+                        "and {step} only."
+                    )
+                values[arg] = value
+            try:
+                rendered = template.format(**values)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise PipelineError(
+                    f"Target {template!r} of step {step.name!r} cannot be rendered ({exc}); "
+                    "use the step's parameter names, {key} or {step} in braces."
+                ) from exc
+        else:
+            rendered = str(template(**state.node.args))
+        state.targets[name] = _checked(store, step.name, rendered)
+
+
+def _checked(store: Any, step: str, rendered: str) -> str:
+    if (
+        "\0" in rendered
+        or os.path.isabs(rendered)
+        or ".." in rendered.replace("\\", "/").split("/")
+    ):
+        raise TargetEscapeError(
+            f"Target {rendered!r} of step {step!r} leaves the store; "
+            "use a relative path without '..'."
+        )
+    try:
+        return str(store.check_path(rendered))
+    except PathEscapeError as exc:
+        raise TargetEscapeError(
+            f"Target {rendered!r} of step {step!r} leaves the store; "
+            "use a relative path without '..'."
+        ) from exc
+
+
+def check_conflicts(states: list[CallState], seen: dict[str, CallState]) -> None:
+    """Two calls rendering one target is an error, found before anything runs."""
+    for state in states:
+        for path in state.targets.values():
+            if path is None:
+                continue
+            other = seen.setdefault(path, state)
+            if other is not state:
+                raise TargetConflictError(
+                    f"Steps {other.step.name!r} and {state.step.name!r} both write target "
+                    f"{path!r}; include a parameter such as {{key}} in the target template."
+                    if other.step is not state.step
+                    else f"Two calls of step {state.step.name!r} write the same target "
+                    f"{path!r}; include a parameter that differs between calls in the template."
+                )
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+
+def upstream_ready(state: CallState, states: dict[int, CallState]) -> str:
+    """``ready``, ``wait`` (an upstream is not finished) or ``skip`` (one failed)."""
+    result = "ready"
+    for dep in state.node.deps():
+        if not isinstance(dep, CallNode):
+            if dep.skipped:
+                return "skip"
+            if dep.children is None:
+                return "wait"
+            deps = [states[c.id] for c in dep.children]
+        else:
+            deps = [states[dep.id]]
+        for up in deps:
+            if up.status in ("failed", "skipped"):
+                return "skip"
+            if up.status not in ("cached", "ran"):
+                result = "wait"
+    return result
+
+
+def compute_key(state: CallState, states: dict[int, CallState], hasher: FileHasher) -> None:
+    """Fill params, inputs and the key of a call whose upstreams are all finished."""
+    step = state.node.step
+    files = step.file_params()
+    params: dict[str, Any] = {}
+    for name, value in state.node.args.items():
+        if has_handles(value):
+            if isinstance(value, Handle):
+                spec = _input(value, states)
+                state.inputs[name] = spec
+                state.input_hashes[name] = [spec.hash]
+            else:
+                handles = value.handles() if isinstance(value, MapResult) else list(value)
+                if not all(isinstance(h, Handle) for h in handles):
+                    raise PipelineError(
+                        f"Argument {name!r} of step {step.name!r} mixes step results with "
+                        "other values in one list; pass them as separate arguments."
+                    )
+                specs = tuple(_input(h, states) for h in handles)
+                state.inputs[name] = specs
+                state.input_hashes[name] = [s.hash for s in specs]
+            state.upstream_ran |= any(states[d.id].status == "ran" for d in _call_deps(value))
+        elif name in files and value is not None:
+            state.input_hashes[name] = [hasher.hash(str(value), step.name, name)]
+            params[name] = value
+        elif _is_artifact(value):
+            state.input_hashes[name] = [value.hash]
+            params[name] = value
+        else:
+            params[name] = value
+    state.params = params
+    hashed = {k: v for k, v in params.items() if k not in state.input_hashes}
+    if step.cache:
+        state.params_hash = keys.params_hash(step.name, hashed)
+        state.key = keys.call_key(step.fingerprint, state.params_hash, state.input_hashes)
+    else:
+        state.params_hash = ""
+        state.key = combine("uncached", step.fingerprint, os.urandom(16).hex())
+
+
+def _call_deps(value: Any) -> list[CallNode]:
+    from databacked.engine.graph import dependencies
+
+    return [d for d in dependencies(value) if isinstance(d, CallNode)] + [
+        c for d in dependencies(value) if not isinstance(d, CallNode) for c in d.children or []
+    ]
+
+
+def _input(handle: Handle, states: dict[int, CallState]) -> InputSpec:
+    up = states[handle.node.id]
+    name = handle.output or handle.node.step.output_names[0]
+    if handle.output is None and handle.node.step.multi:
+        raise PipelineError(
+            f"Step {handle.node.step.name!r} has several outputs; pick one with "
+            f"result[{handle.node.step.output_names[0]!r}]."
+        )
+    if not handle.node.step.persist:
+        value = up.value[name] if handle.node.step.multi else up.value
+        return InputSpec(hash=hash_value(value), value=value)
+    record = up.records[name]
+    return InputSpec(hash=record.hash, path=record.path, format=_format_spec(record))
+
+
+def _format_spec(record: Any) -> dict[str, Any] | None:
+    return {"name": record.format} if getattr(record, "format", None) else None
+
+
+def _is_artifact(value: Any) -> bool:
+    # an Artifact exists only once databacked.artifact is imported; no need to import it here
+    artifact_type = getattr(sys.modules.get("databacked.artifact"), "Artifact", None)
+    return artifact_type is not None and isinstance(value, artifact_type)
+
+
+def output_specs(state: CallState) -> dict[str, OutputSpec]:
+    step = state.node.step
+    out = {}
+    for name in step.output_names:
+        fmt = step.formats.get(name)
+        out[name] = OutputSpec(state.targets.get(name), fmt.spec() if fmt is not None else None)
+    return out
+
+
+class FileHasher:
+    """Content hashes of ``db.File`` inputs, through the catalog's stat cache."""
+
+    def __init__(self, catalog: Any) -> None:
+        self.catalog = catalog
+        self.memo: dict[str, str] = {}
+
+    def hash(self, path: str, step: str, param: str) -> str:
+        if path in self.memo:
+            return self.memo[path]
+        if "://" in path:
+            digest = hash_file(path)
+        else:
+            absolute = os.path.abspath(path)
+            try:
+                st = os.stat(absolute)
+            except FileNotFoundError as exc:
+                raise ArtifactNotFound(
+                    f"Input file {path!r} (parameter {param!r} of step {step!r}) does not "
+                    "exist; check the path or create the file before running."
+                ) from exc
+            stamp = f"m:{st.st_mtime_ns}:{st.st_ino}:{st.st_size}"
+            cached = self.catalog.stat_cache_get(LOCAL_FILES, [absolute]).get(absolute)
+            if cached is not None and cached[0] == stamp:
+                digest = cached[1]
+            else:
+                digest = hash_file(absolute)
+                self.catalog.stat_cache_put(LOCAL_FILES, [(absolute, stamp, st.st_size, digest)])
+        self.memo[path] = digest
+        return digest
+
+
+# -- cache hits and reasons -----------------------------------------------------------------
+
+
+def classify(states: list[CallState], store: Any, catalog: Any, verify: bool) -> None:
+    """Mark each keyed call ``cached`` or ``run`` with a reason (batched catalog + stat)."""
+    cacheable = [s for s in states if s.step.cache and s.step.persist]
+    found = catalog.lookup([s.key for s in cacheable]) if cacheable else {}
+    paths = [a.path for s in cacheable if s.key in found for a in found[s.key].outputs.values()]
+    infos = store.infos(paths) if paths else {}
+    need_history: list[CallState] = []
+    for state in states:
+        row = found.get(state.key)
+        if row is None:
+            state.status, state.reason = "run", ""
+            need_history.append(state)
+            continue
+        problem = _output_problem(row, infos, store, verify)
+        if problem:
+            state.status, state.reason = "run", problem
+        else:
+            state.status, state.reason = "cached", ""
+            state.records = {name: to_record(a) for name, a in row.outputs.items()}
+    if need_history:
+        _reasons(need_history, store, catalog)
+
+
+def _output_problem(row: Any, infos: dict[str, Any], store: Any, verify: bool) -> str:
+    for artifact in row.outputs.values():
+        info = infos.get(artifact.path)
+        if info is None:
+            return "output missing"
+        if info.size != artifact.size:
+            return "output modified"
+        # a moved stamp (touched, copied back): trust the bytes only after re-hashing
+        rehash = verify or info.stamp != artifact.stamp
+        if rehash and store.hash(artifact.path) != artifact.hash:
+            return "output modified"
+    return ""
+
+
+def _reasons(states: list[CallState], store: Any, catalog: Any) -> None:
+    failed = catalog.last_failures([s.key for s in states])
+    previous: dict[int, str] = {}
+    for state in states:
+        if state.key in failed:
+            state.reason = "previously failed"
+            continue
+        path = next((p for p in state.targets.values() if p), None)
+        row = catalog.artifact_by_path(store.url, path) if path else None
+        if row is not None and row.key:
+            previous[id(state)] = row.key
+    prior = catalog.lookup(set(previous.values())) if previous else {}
+    for state in states:
+        if state.reason:
+            continue
+        old = prior.get(previous.get(id(state), ""))
+        if old is None:
+            state.reason = "new"
+        elif old.fingerprint != state.step.fingerprint:
+            state.reason = "code changed"
+        elif old.params_hash != state.params_hash:
+            state.reason = "parameters changed"
+        elif state.upstream_ran:
+            state.reason = "upstream changed"
+        else:
+            state.reason = "input changed"
+
+
+def to_record(artifact: Any) -> Any:
+    """An ArtifactRecord from a catalog ArtifactRow."""
+    from databacked.formats.base import ArtifactRecord
+
+    return ArtifactRecord(
+        path=artifact.path,
+        hash=artifact.hash,
+        size=artifact.size,
+        format=artifact.format,
+        stamp=artifact.stamp,
+        metadata=dict(artifact.metadata or {}),
+    )
+
+
+__all__ = [
+    "CallState",
+    "FileHasher",
+    "check_conflicts",
+    "classify",
+    "compute_key",
+    "output_specs",
+    "render_targets",
+    "to_record",
+    "upstream_ready",
+]

@@ -1,0 +1,216 @@
+"""``@db.step``: a plain function plus where and how its result is stored.
+
+Inside a ``@db.pipeline`` a call or ``.map`` records call nodes and returns handles;
+outside one, calling a step just runs the function (notebook use).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from databacked.engine.graph import Handle, MapResult, current_graph, has_handles
+from databacked.errors import PipelineError
+
+SINGLE = "value"
+"""Output name of a step with one output."""
+
+Target = str | Callable[..., str]
+
+
+class Step:
+    """A decorated function; see :func:`step`."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        target: Target | None = None,
+        targets: Mapping[str, Target] | None = None,
+        format: Any = None,
+        version: str | int | None = None,
+        cache: bool = True,
+        persist: bool = True,
+        retries: int = 0,
+        retry_delay: float = 0.0,
+        batch: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        if target is not None and targets is not None:
+            raise PipelineError(
+                f"Step {fn.__name__!r} gives both target= and targets=; use one of them."
+            )
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.targets: dict[str, Target | None] = (
+            dict(targets) if targets is not None else {SINGLE: target}
+        )
+        self.multi = targets is not None
+        if isinstance(format, Mapping):
+            self.formats = {k: format.get(k) for k in self.targets}
+        else:
+            self.formats = dict.fromkeys(self.targets, format)
+        self.version = None if version is None else str(version)
+        self.cache = cache
+        self.persist = persist
+        self.retries = int(retries)
+        self.retry_delay = float(retry_delay)
+        self.batch = batch
+        self.signature = inspect.signature(fn)
+        self._fingerprint: str | None = None
+        functools.update_wrapper(self, fn)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.targets)
+
+    @property
+    def fingerprint(self) -> str:
+        """``name@version``, else a hash of the normalised source and local helpers."""
+        if self._fingerprint is None:
+            from databacked.engine.keys import fingerprint
+
+            self._fingerprint = fingerprint(self.fn, self.name, self.version)
+        return self._fingerprint
+
+    def file_params(self) -> set[str]:
+        """Parameters annotated ``db.File``: input files hashed by content."""
+        # A step annotated with File has imported databacked.artifact already; when it is not
+        # loaded, no annotation can be File (and a module-level import would be circular).
+        file_type = getattr(sys.modules.get("databacked.artifact"), "File", None)
+        try:
+            hints = typing.get_type_hints(self.fn)
+        except Exception:
+            hints = {p.name: p.annotation for p in self.signature.parameters.values()}
+        return {
+            name
+            for name, hint in hints.items()
+            if (file_type is not None and hint is file_type)
+            or (isinstance(hint, str) and hint.split(".")[-1] == "File")
+        }
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Bound arguments by name, defaults applied; a clear error for a bad call."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise PipelineError(
+                f"Step {self.name!r} was called with bad arguments: {exc}."
+            ) from exc
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        graph = current_graph()
+        if graph is None:
+            return self.fn(*args, **kwargs)
+        node = graph.add_call(self, self.bind(args, kwargs))
+        return Handle(node)
+
+    def map(self, **iterables: Any) -> Any:
+        """One call per element: lists, tuples, pandas Series and map results zip together;
+        scalars broadcast. An upstream ``Handle`` whose value is a list, or a dynamic map
+        result, is iterated at run time (dynamic fan-out).
+        """
+        graph = current_graph()
+        static: dict[str, list[Any]] = {}
+        dynamic: dict[str, Any] = {}
+        consts: dict[str, Any] = {}
+        for name, value in iterables.items():
+            if (isinstance(value, MapResult) and value.dynamic) or isinstance(value, Handle):
+                dynamic[name] = value
+            elif _is_iterable(value):
+                static[name] = list(value)
+            else:
+                consts[name] = value
+        if not static and not dynamic:
+            raise PipelineError(
+                f"{self.name}.map() got nothing to iterate over: pass at least one list, "
+                "Series, tuple or upstream result."
+            )
+        lengths = {name: len(items) for name, items in static.items()}
+        if len(set(lengths.values())) > 1:
+            raise PipelineError(
+                f"{self.name}.map() got iterables of different lengths {lengths}; "
+                "pass equal lengths (they are zipped)."
+            )
+        if graph is None:
+            if dynamic:
+                raise PipelineError(f"{self.name}.map() over a handle works only in a pipeline.")
+            n = next(iter(lengths.values()))
+            return [self.fn(**consts, **{k: v[i] for k, v in static.items()}) for i in range(n)]
+        if dynamic:
+            node = graph.add_expand(self, dynamic, static, consts)
+            return MapResult(expand=node)
+        n = next(iter(lengths.values()))
+        handles = [
+            Handle(
+                graph.add_call(
+                    self, self.bind((), {**consts, **{k: v[i] for k, v in static.items()}})
+                )
+            )
+            for i in range(n)
+        ]
+        return MapResult(handles)
+
+    def __repr__(self) -> str:
+        return f"<step {self.name}>"
+
+
+def _is_iterable(value: Any) -> bool:
+    if isinstance(value, MapResult):
+        return True
+    if isinstance(value, str | bytes | dict) or (
+        has_handles(value) and not isinstance(value, list | tuple)
+    ):
+        return False
+    if isinstance(value, list | tuple):
+        return True
+    # pandas Series / Index, numpy 1-d arrays, ranges: anything list() takes but a mapping
+    return hasattr(value, "__iter__") and hasattr(value, "__len__") and not hasattr(value, "keys")
+
+
+def step(
+    fn: Callable[..., Any] | None = None,
+    *,
+    target: Target | None = None,
+    targets: Mapping[str, Target] | None = None,
+    format: Any = None,
+    version: str | int | None = None,
+    cache: bool = True,
+    persist: bool = True,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    batch: int | None = None,
+    name: str | None = None,
+) -> Any:
+    """Declare a pipeline step, with or without arguments.
+
+    >>> @step(target="squares/{x}.json")
+    ... def square(x: int) -> int:
+    ...     return x * x
+    >>> square(3)
+    9
+    """
+    options = dict(
+        target=target,
+        targets=targets,
+        format=format,
+        version=version,
+        cache=cache,
+        persist=persist,
+        retries=retries,
+        retry_delay=retry_delay,
+        batch=batch,
+        name=name,
+    )
+    if fn is not None:
+        return Step(fn, **options)  # type: ignore[arg-type]
+    return lambda f: Step(f, **options)  # type: ignore[arg-type]
+
+
+__all__ = ["SINGLE", "Step", "step"]

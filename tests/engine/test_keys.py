@@ -1,0 +1,67 @@
+"""Fingerprints: helpers are followed, comments and formatting are not code."""
+
+from __future__ import annotations
+
+import pytest
+
+from databacked.engine.keys import call_key, params_hash
+from databacked.errors import UnhashableValueError
+
+BASE = """
+import databacked as db
+
+def helper(x):
+    return x + {inc}
+
+@db.step
+def use(x: int) -> int:
+    {comment}
+    return helper(x)
+
+@db.step
+def other(x: int) -> int:
+    return x * 2
+"""
+
+
+def test_helper_edit_changes_users_only(write_module) -> None:
+    a = write_module("k", BASE.format(inc=1, comment="pass"))
+    b = write_module("k", BASE.format(inc=2, comment="pass"))
+    assert a.use.fingerprint != b.use.fingerprint
+    assert a.other.fingerprint == b.other.fingerprint
+
+
+def test_comment_and_docstring_do_not_count(write_module) -> None:
+    a = write_module("k", BASE.format(inc=1, comment="# a comment"))
+    b = write_module("k", BASE.format(inc=1, comment='"""A docstring."""  # and a comment'))
+    c = write_module("k", BASE.format(inc=1, comment="").replace("x + 1", "(x   +   1)"))
+    assert a.use.fingerprint == b.use.fingerprint == c.use.fingerprint
+
+
+def test_version_pins_the_fingerprint(write_module) -> None:
+    mod = write_module(
+        "k", "import databacked as db\n@db.step(version=3)\ndef f(x):\n    return x\n"
+    )
+    assert mod.f.fingerprint == "f@3"
+
+
+def test_unhashable_parameter_is_named() -> None:
+    with pytest.raises(UnhashableValueError, match=r"'thing'.*'s'"):
+        params_hash("s", {"thing": object()})
+
+
+def test_key_depends_on_every_part() -> None:
+    base = call_key("f@1", "p", {"a": ["h1"]})
+    assert base == call_key("f@1", "p", {"a": ["h1"]})
+    assert (
+        len(
+            {
+                base,
+                call_key("f@2", "p", {"a": ["h1"]}),
+                call_key("f@1", "q", {"a": ["h1"]}),
+                call_key("f@1", "p", {"a": ["h2"]}),
+                call_key("f@1", "p", {"b": ["h1"]}),
+            }
+        )
+        == 5
+    )
