@@ -21,14 +21,12 @@ write is cleaned up, but readers may see a partial folder while it runs.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import io
 import os
 import re
 import shutil
 import stat
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -193,6 +191,8 @@ class HashingWriter(io.RawIOBase):
         return self
 
     def _spill(self) -> None:
+        import tempfile
+
         spool = tempfile.NamedTemporaryFile(prefix=STAGING_PREFIX, delete=False)  # noqa: SIM115
         spool.write(self._sink.getbuffer())
         self._sink = spool
@@ -655,6 +655,8 @@ def _fsync_tree(folder: str) -> None:
 
 def _syncfs(folder: str) -> None:
     # syncfs flushes only the store's filesystem; os.sync is the portable fallback.
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         fd = os.open(folder, os.O_RDONLY)
