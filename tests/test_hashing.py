@@ -233,3 +233,10 @@ def test_unhashable_value_names_the_type() -> None:
     assert "'socket.socket'" in str(info.value)
     assert "cache=False" in str(info.value)
     assert isinstance(info.value, TypeError)
+
+
+def test_self_containing_value_is_unhashable() -> None:
+    loop: list[Any] = [1]
+    loop.append(loop)
+    with pytest.raises(UnhashableValueError, match="contains itself"):
+        hash_value({"x": loop})

@@ -469,7 +469,13 @@ def hash_value(value: Any) -> str:
     """
     h = blake3.blake3(max_threads=blake3.blake3.AUTO)
     h.update(SCHEME.encode() + b"\0value\0")
-    _encode(value, h)
+    try:
+        _encode(value, h)
+    except RecursionError as exc:
+        raise UnhashableValueError(
+            f"Cannot hash a value of type {_type_name(value)!r}: it contains itself or nests "
+            "too deeply; pass a flat copy, or give the step cache=False."
+        ) from exc
     return h.hexdigest()
 
 
