@@ -66,6 +66,9 @@ class Scheduler:
         self.to_record: list[CallRecord] = []
         self.leased: set[str] = set()
         self.started: dict[int, float] = {}
+        self.suspects: list[CallState] = []
+        """Calls whose worker died: re-run one at a time to find which call kills it."""
+        self.lost: set[int] = set()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -76,9 +79,14 @@ class Scheduler:
             while True:
                 progressed = self._expand() | self._advance()
                 self._submit_retries()
+                if self.suspects and not self.futures:
+                    suspect = self.suspects.pop(0)
+                    suspect.attempts -= 1
+                    self._submit([suspect])
                 self._poll_others()
                 self._flush()
-                if not self.futures and not self.waiting_other and not self.retry_at:
+                busy = self.futures or self.waiting_other or self.retry_at or self.suspects
+                if not busy:
                     if not progressed:
                         break
                     continue
@@ -255,6 +263,13 @@ class Scheduler:
         try:
             outcome: CallOutcome = future.result()
         except Exception as exc:
+            if state.node.id not in self.lost:
+                # A dead worker fails every call in its pool; run each again alone, so only
+                # the call that kills its worker ends up failed.
+                self.lost.add(state.node.id)
+                state.status = "retry"
+                self.suspects.append(state)
+                return
             now = time.time()
             outcome = CallOutcome(
                 key=state.key,
