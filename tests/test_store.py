@@ -200,3 +200,19 @@ def test_transient_classification() -> None:
         raise OSError("wrapped") from slow
     except OSError as exc:
         assert is_transient(exc)
+
+
+def test_unreachable_store_is_one_sentence_without_secrets() -> None:
+    options = {
+        "key": "AKIAEXAMPLEKEYID",
+        "secret": "example-secret-value",
+        "client_kwargs": {"endpoint_url": "http://127.0.0.1:1"},
+        "config_kwargs": {"retries": {"max_attempts": 1}},
+    }
+    store = Store("s3://nobucket/x", storage_options=options)
+    with pytest.raises(StoreError) as info:
+        store.put_bytes("a.bin", b"x")
+    message = str(info.value)
+    assert "s3://nobucket/x/a.bin" in message and "reachable" in message
+    assert "example-secret-value" not in message and "AKIAEXAMPLEKEYID" not in message
+    assert "example-secret-value" not in repr(store)
