@@ -620,10 +620,15 @@ class Store:
             return frozenset(self._pending)
 
     def sync(self) -> None:
-        """Make every write since the last call durable with one filesystem sync."""
+        """Make every write since the last call durable with one filesystem sync.
+
+        Under "batch" the sync runs even when this process wrote nothing: workers in other
+        processes wrote through their own copy of the store, and the driver calls this once
+        per commit batch before the catalog rows that vouch for those files.
+        """
         with self._lock:
-            pending, self._pending = self._pending, set()
-        if pending and self.is_local:
+            self._pending = set()
+        if self.durability == "batch" and self.is_local and os.path.isdir(self._root):
             _syncfs(self._root)
 
 
