@@ -69,6 +69,8 @@ class Scheduler:
         self.suspects: list[CallState] = []
         """Calls whose worker died: re-run one at a time to find which call kills it."""
         self.lost: set[int] = set()
+        self.changed = True
+        """Something finished or was added since pending calls were last examined."""
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -126,6 +128,7 @@ class Scheduler:
             progressed = True
             if columns == "skip":
                 node.skipped = True
+                self.changed = True
                 continue
             lengths = {name: len(v) for name, v in {**columns, **node.statics}.items()}
             if len(set(lengths.values())) > 1:
@@ -140,6 +143,7 @@ class Scheduler:
                 children.append(self.graph.add_call(node.step, node.step.bind((), args)))
             node.children = children
             self._add(children)
+            self.changed = True
         return progressed
 
     def _expansion_columns(self, node: ExpandNode) -> dict[str, list[Any]] | str | None:
@@ -173,6 +177,10 @@ class Scheduler:
     def _advance(self) -> bool:
         ready: list[CallState] = []
         progressed = False
+        # re-examine waiting calls only after something finished (keeps big graphs linear-ish)
+        if not self.changed:
+            return False
+        self.changed = False
         for state in self.order:
             if state.status != "pending":
                 continue
@@ -360,6 +368,7 @@ class Scheduler:
 
     def _set(self, state: CallState, status: str, *, reason: str = "", error: str = "") -> None:
         state.status = status
+        self.changed = True
         if reason:
             state.reason = reason
         if error:

@@ -164,14 +164,14 @@ class Step:
 def _is_iterable(value: Any) -> bool:
     if isinstance(value, MapResult):
         return True
-    if isinstance(value, str | bytes | dict) or (
-        has_handles(value) and not isinstance(value, list | tuple)
-    ):
+    if isinstance(value, str | bytes | Mapping):
         return False
     if isinstance(value, list | tuple):
         return True
-    # pandas Series / Index, numpy 1-d arrays, ranges: anything list() takes but a mapping
-    return hasattr(value, "__iter__") and hasattr(value, "__len__") and not hasattr(value, "keys")
+    if has_handles(value):
+        return False
+    # pandas Series / Index, numpy 1-d arrays, ranges: anything sized that list() takes
+    return hasattr(value, "__iter__") and hasattr(value, "__len__")
 
 
 def step(
