@@ -130,8 +130,14 @@ def run(
         steps = {id(n.step): n.step for n in traced.graph.nodes}.values()
         if getattr(executor_obj, "name", "") != "inline":
             _pickle_by_value(steps)
+        config = {
+            **settings.redacted(),
+            "store": str(store_obj.url),
+            "catalog": str(getattr(catalog_obj, "url_redacted", "")),
+            "executor": str(getattr(executor_obj, "name", executor_obj)),
+        }
         run_id = catalog_obj.start_run(
-            provenance.run_info(pipe.name, [s.fn.__module__ for s in steps], settings.redacted())
+            provenance.run_info(pipe.name, [s.fn.__module__ for s in steps], config)
         )
         scheduler = Scheduler(
             traced.graph,

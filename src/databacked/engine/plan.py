@@ -22,6 +22,7 @@ from databacked.errors import (
     PipelineError,
     TargetConflictError,
     TargetEscapeError,
+    UnhashableValueError,
 )
 from databacked.hashing import combine, hash_file, hash_value
 
@@ -213,7 +214,15 @@ def _input(handle: Handle, states: dict[int, CallState]) -> InputSpec:
         )
     if not handle.node.step.persist:
         value = up.value[name] if handle.node.step.multi else up.value
-        return InputSpec(hash=hash_value(value), value=value)
+        try:
+            digest = hash_value(value)
+        except (UnhashableValueError, TypeError) as exc:
+            raise UnhashableValueError(
+                f"Step {handle.node.step.name!r} (persist=False) returned a "
+                f"{type(value).__name__} that databacked cannot hash for the keys of its "
+                "dependants; return JSON-like data or arrays, or store it (persist=True)."
+            ) from exc
+        return InputSpec(hash=digest, value=value)
     record = up.records[name]
     return InputSpec(hash=record.hash, path=record.path, format=_format_spec(record))
 
