@@ -252,6 +252,26 @@ class FileHasher:
     def __init__(self, catalog: Any) -> None:
         self.catalog = catalog
         self.memo: dict[str, str] = {}
+        self.known: dict[str, tuple[str, str]] = {}
+        self.fresh: list[tuple[str, str, int, str]] = []
+
+    def prefetch(self, states: list[CallState]) -> None:
+        """One stat-cache query for the local input files of many calls."""
+        paths = set()
+        for state in states:
+            for name in state.node.step.file_params():
+                value = state.node.args.get(name)
+                if value is not None and "://" not in str(value):
+                    paths.add(os.path.abspath(str(value)))
+        paths -= set(self.known)
+        if paths:
+            self.known.update(self.catalog.stat_cache_get(LOCAL_FILES, paths))
+
+    def flush(self) -> None:
+        """Remember the files hashed since the last flush, in one write."""
+        if self.fresh:
+            rows, self.fresh = self.fresh, []
+            self.catalog.stat_cache_put(LOCAL_FILES, rows)
 
     def hash(self, path: str, step: str, param: str) -> str:
         if path in self.memo:
@@ -268,12 +288,15 @@ class FileHasher:
                     "exist; check the path or create the file before running."
                 ) from exc
             stamp = f"m:{st.st_mtime_ns}:{st.st_ino}:{st.st_size}"
-            cached = self.catalog.stat_cache_get(LOCAL_FILES, [absolute]).get(absolute)
+            if absolute not in self.known:
+                self.known.update(self.catalog.stat_cache_get(LOCAL_FILES, [absolute]))
+            cached = self.known.get(absolute)
             if cached is not None and cached[0] == stamp:
                 digest = cached[1]
             else:
                 digest = hash_file(absolute)
-                self.catalog.stat_cache_put(LOCAL_FILES, [(absolute, stamp, st.st_size, digest)])
+                self.known[absolute] = (stamp, digest)
+                self.fresh.append((absolute, stamp, st.st_size, digest))
         self.memo[path] = digest
         return digest
 

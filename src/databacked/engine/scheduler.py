@@ -189,10 +189,13 @@ class Scheduler:
                 self._set(state, "skipped", reason="upstream failed")
                 progressed = True
             elif verdict == "ready":
-                compute_key(state, self.states, self.hasher)
-                render_targets(state, self.store)
-                check_conflicts([state], self.targets)
                 ready.append(state)
+        self.hasher.prefetch(ready)
+        for state in ready:
+            compute_key(state, self.states, self.hasher)
+            render_targets(state, self.store)
+            check_conflicts([state], self.targets)
+        self.hasher.flush()
         if not ready:
             return progressed
         unique = []

@@ -62,6 +62,7 @@ class Step:
         self.batch = batch
         self.signature = inspect.signature(fn)
         self._fingerprint: str | None = None
+        self._files: set[str] | None = None
         functools.update_wrapper(self, fn)
 
     @property
@@ -79,6 +80,11 @@ class Step:
 
     def file_params(self) -> set[str]:
         """Parameters annotated ``db.File``: input files hashed by content."""
+        if self._files is None:
+            self._files = self._file_params()
+        return self._files
+
+    def _file_params(self) -> set[str]:
         # A step annotated with File has imported databacked.artifact already; when it is not
         # loaded, no annotation can be File (and a module-level import would be circular).
         file_type = getattr(sys.modules.get("databacked.artifact"), "File", None)
