@@ -40,6 +40,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     api = pytest.importorskip("databacked.engine.api")
     if not hasattr(api, "run"):
         pytest.skip("the engine's run() is not written yet")
+    pytest.importorskip("databacked.formats.registry")  # steps write their outputs through it
     monkeypatch.chdir(tmp_path)
     for var in ("DATABACKED_STORE", "DATABACKED_CATALOG", "DATABACKED_EXECUTOR"):
         monkeypatch.delenv(var, raising=False)
