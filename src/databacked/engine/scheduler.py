@@ -228,6 +228,17 @@ class Scheduler:
         leasable = [s.key for s in runs if s.step.cache and s.step.persist]
         got = self.catalog.acquire(leasable, self.owner, self.lease_ttl) if leasable else set()
         self.leased |= got
+        if got:
+            # Another driver may have finished a key between our lookup and our lease: look
+            # again under the lease, so no key is computed twice.
+            done = self.catalog.lookup(got)
+            if done:
+                again = [s for s in runs if s.key in done]
+                classify(again, self.store, self.catalog, self.verify)
+                for state in again:
+                    if state.status == "cached":
+                        self._set(state, "cached")
+                runs = [s for s in runs if s.status != "cached"]
         submit = []
         for state in runs:
             if state.step.cache and state.step.persist and state.key not in got:
