@@ -138,3 +138,36 @@ def test_killed_worker_process_is_a_failed_call(mod, where) -> None:
 def test_outside_a_pipeline_steps_are_plain_functions(mod) -> None:
     assert mod.inc(1) == 2
     assert mod.inc.map(x=[0, 1]) == [1, 2]
+
+
+BATCH = """
+import databacked as db
+
+@db.step(persist=False)
+def square(x: int) -> int:
+    return x * x
+
+@db.step(persist=False)
+def add(xs: list) -> int:
+    return sum(xs)
+
+@db.pipeline
+def squares(n: int):
+    return add(square.map(x=list(range(n))))
+"""
+
+
+@pytest.mark.parametrize("executor", ["inline", "threads"])
+def test_many_short_calls_run_in_batches(write_module, where, executor: str) -> None:
+    mod = write_module("batch", BATCH)
+    result = db.run(mod.squares, 100, executor=executor, workers=2, **where)
+    assert result.ok, result.summary()
+    assert result.value == sum(x * x for x in range(100))
+    assert result.counts()["ran"] == 101
+
+
+def test_in_memory_values_are_never_cached_across_runs(mod, where, tmp_path: Path) -> None:
+    db.run(mod.sums, [0, 1], executor="inline", **where)
+    again = db.run(mod.sums, [0, 1], executor="inline", **where)
+    assert again.counts()["ran"] == 3
+    assert log_lines(tmp_path).count("total") == 2
