@@ -1,0 +1,181 @@
+"""TIFF and OME-TIFF: written by tifffile, read back through bioio.
+
+The OME-XML is produced by tifffile from a metadata dict, never written by hand. Outputs are
+byte-deterministic: no DateTime tag, and the OME UUID is derived from the image's shape, dtype
+and metadata (not random), so writing the same array twice gives the same content hash.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from typing import Any
+
+from databacked.errors import FormatError
+from databacked.formats.base import Format
+from databacked.formats.images import bioimage, is_array, read_image
+
+_UUID_NAMESPACE = uuid.UUID("6f1d7c1e-3b0a-4f43-9a57-8b1c2e6a5d10")
+
+
+def _sizes(physical_pixel_sizes: Any) -> dict[str, float]:
+    """``(z, y, x)`` or ``{"Z": .., "Y": .., "X": ..}`` -> OME PhysicalSize attributes."""
+    if physical_pixel_sizes is None:
+        return {}
+    if isinstance(physical_pixel_sizes, dict):
+        items = {str(k).upper(): v for k, v in physical_pixel_sizes.items()}
+    else:
+        z, y, x = physical_pixel_sizes
+        items = {"Z": z, "Y": y, "X": x}
+    return {f"PhysicalSize{k}": float(v) for k, v in items.items() if v is not None}
+
+
+def _pages(array: Any, dims: str) -> Any:
+    """Yield YX planes of a dask array one by one (only one plane in memory at a time)."""
+    lead = array.shape[:-2]
+    for index in itertools.product(*(range(n) for n in lead)):
+        yield array[index].compute()
+
+
+class Tiff(Format):
+    """A plain TIFF written by tifffile (no OME metadata)."""
+
+    name = "tiff"
+    extensions = (".tif", ".tiff")
+    needs_seek = True
+
+    def __init__(self, compression: str | None = None) -> None:
+        super().__init__(compression=compression)
+
+    def accepts(self, value: Any) -> bool:
+        return is_array(value) and value.ndim >= 2
+
+    def _write(self, value: Any, file: Any) -> dict[str, Any]:
+        import numpy as np
+        import tifffile
+
+        data = value if isinstance(value, np.ndarray) else np.asarray(value)
+        tifffile.imwrite(
+            file, data, compression=self.options["compression"], photometric="minisblack"
+        )
+        return {"shape": list(data.shape), "dtype": str(data.dtype)}
+
+    def read(self, store: Any, path: str, *, lazy: bool = False) -> Any:
+        if lazy:
+            return read_image(self, store, path, dims=None, lazy=True)
+        import tifffile
+
+        from databacked.formats.base import corrupt
+
+        try:
+            with store.open(path) as file:
+                return tifffile.imread(file)
+        except (tifffile.TiffFileError, ValueError) as exc:
+            raise corrupt(self, store, path, exc) from exc
+
+
+class OmeTiff(Format):
+    """OME-TIFF with dims, channel names and physical pixel sizes (micrometres, (z, y, x))."""
+
+    name = "ome-tiff"
+    extensions = (".ome.tiff", ".ome.tif")
+    needs_seek = True
+
+    def __init__(
+        self,
+        dims: str = "CZYX",
+        channel_names: list[str] | tuple[str, ...] | None = None,
+        physical_pixel_sizes: Any = None,
+        compression: str | None = None,
+    ) -> None:
+        dims = str(dims).upper()
+        distinct = len(set(dims)) == len(dims) and set(dims) <= set("TCZYXS")
+        if not distinct or not dims.endswith(("YX", "YXS")):
+            raise FormatError(
+                f"OmeTiff dims {dims!r} are not valid: use distinct letters of T, C, Z "
+                "ending in 'YX' (or 'YXS' for RGB), such as 'CZYX' or 'TCZYX'."
+            )
+        super().__init__(
+            dims=dims,
+            channel_names=list(channel_names) if channel_names is not None else None,
+            physical_pixel_sizes=physical_pixel_sizes,
+            compression=compression,
+        )
+
+    def accepts(self, value: Any) -> bool:
+        return is_array(value)
+
+    def check(self, value: Any, path: str) -> None:
+        super().check(value, path)
+        dims = self.options["dims"]
+        if value.ndim != len(dims):
+            raise FormatError(
+                f"An array of shape {tuple(value.shape)} has {value.ndim} dimensions but "
+                f"OmeTiff(dims={dims!r}) for {path!r} expects {len(dims)}; "
+                "pass dims= that match the array."
+            )
+        names = self.options["channel_names"]
+        if names is not None:
+            channels = value.shape[dims.index("C")] if "C" in dims else 1
+            if len(names) != channels:
+                raise FormatError(
+                    f"OmeTiff for {path!r} got {len(names)} channel names for {channels} "
+                    f"channel(s) (shape {tuple(value.shape)}, dims {dims!r}); "
+                    "give one name per channel."
+                )
+
+    def _metadata(self, value: Any) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "dims": self.options["dims"],
+            "shape": [int(n) for n in value.shape],
+            "dtype": str(value.dtype),
+        }
+        if self.options["channel_names"] is not None:
+            meta["channel_names"] = list(self.options["channel_names"])
+        sizes = self.options["physical_pixel_sizes"]
+        if sizes is not None:
+            meta["physical_pixel_sizes"] = {k[-1]: v for k, v in _sizes(sizes).items()}
+        return meta
+
+    def _write(self, value: Any, file: Any) -> dict[str, Any]:
+        import numpy as np
+        import tifffile
+
+        meta = self._metadata(value)
+        ome: dict[str, Any] = {
+            "axes": self.options["dims"],
+            **_sizes(self.options["physical_pixel_sizes"]),
+        }
+        if "channel_names" in meta:
+            ome["Channel"] = {"Name": meta["channel_names"]}
+        ome["UUID"] = str(uuid.uuid5(_UUID_NAMESPACE, json.dumps(meta, sort_keys=True)))
+        rgb = self.options["dims"].endswith("S")
+        kwargs: dict[str, Any] = {
+            "metadata": ome,
+            "photometric": "rgb" if rgb else "minisblack",
+            "compression": self.options["compression"],
+        }
+        with tifffile.TiffWriter(file, ome=True) as writer:
+            if isinstance(value, np.ndarray) or rgb:
+                writer.write(np.asarray(value), **kwargs)
+            else:
+                # a dask array: pages come one by one from an iterator, never all at once
+                writer.write(
+                    _pages(value, self.options["dims"]),
+                    shape=tuple(value.shape),
+                    dtype=value.dtype,
+                    **kwargs,
+                )
+        return meta
+
+    def read(self, store: Any, path: str, *, lazy: bool = False) -> Any:
+        return read_image(self, store, path, dims=self.options["dims"], lazy=lazy)
+
+    def read_metadata(self, store: Any, path: str) -> dict[str, Any]:
+        from databacked.formats.images import image_metadata
+
+        return image_metadata(bioimage(self, store, path))
+
+
+__all__ = ["OmeTiff", "Tiff"]

@@ -1,0 +1,142 @@
+"""OME-Zarr (NGFF 0.5 on zarr v3) through ome-zarr, read back through bioio-ome-zarr.
+
+A directory artifact: written into ``store.directory_writer`` (a staging folder renamed into
+place locally, a prefix on object stores) and hashed as a Merkle tree of its files. Dask arrays
+are written chunk by chunk by ome-zarr/dask, never materialised whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from databacked.errors import FormatError
+from databacked.formats.base import Format
+from databacked.formats.images import bioimage, image_metadata, is_array, read_image
+
+_COLORS = ("FFFFFF", "00FF00", "FF00FF", "00FFFF", "FF0000", "0000FF", "FFFF00")
+
+
+def _channels(names: list[str], dtype: Any) -> list[dict[str, Any]]:
+    """omero channel entries; the display window is the dtype's range (no pass over the data)."""
+    import numpy as np
+
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        low, high = float(info.min), float(info.max)
+    else:
+        low, high = 0.0, 1.0
+    window = {"start": low, "end": high, "min": low, "max": high}
+    return [
+        {"label": str(n), "active": True, "color": _COLORS[i % len(_COLORS)], "window": window}
+        for i, n in enumerate(names)
+    ]
+
+
+class OmeZarr(Format):
+    """An OME-Zarr image: dims (ordered as in TCZYX), channel names, chunks, pyramid levels."""
+
+    name = "ome-zarr"
+    extensions = (".ome.zarr", ".zarr")
+    directory = True
+
+    def __init__(
+        self,
+        dims: str = "CZYX",
+        channel_names: list[str] | tuple[str, ...] | None = None,
+        chunks: tuple[int, ...] | list[int] | None = None,
+        multiscale: bool | int = False,
+        physical_pixel_sizes: Any = None,
+    ) -> None:
+        dims = str(dims).upper()
+        order = "TCZYX"
+        if (
+            not dims.endswith("YX")
+            or len(set(dims)) != len(dims)
+            or not set(dims) <= set(order)
+            or sorted(dims, key=order.index) != list(dims)
+        ):
+            raise FormatError(
+                f"OmeZarr dims {dims!r} are not valid: OME-Zarr needs a subset of 'TCZYX' in "
+                "that order ending in 'YX', such as 'CZYX' or 'ZYX'."
+            )
+        levels = 1 if multiscale is False else (4 if multiscale is True else int(multiscale))
+        super().__init__(
+            dims=dims,
+            channel_names=list(channel_names) if channel_names is not None else None,
+            chunks=list(chunks) if chunks is not None else None,
+            multiscale=levels,
+            physical_pixel_sizes=physical_pixel_sizes,
+        )
+
+    def accepts(self, value: Any) -> bool:
+        return is_array(value)
+
+    def check(self, value: Any, path: str) -> None:
+        super().check(value, path)
+        dims = self.options["dims"]
+        if value.ndim != len(dims):
+            raise FormatError(
+                f"An array of shape {tuple(value.shape)} has {value.ndim} dimensions but "
+                f"OmeZarr(dims={dims!r}) for {path!r} expects {len(dims)}; "
+                "pass dims= that match the array."
+            )
+        names = self.options["channel_names"]
+        channels = value.shape[dims.index("C")] if "C" in dims else 1
+        if names is not None and len(names) != channels:
+            raise FormatError(
+                f"OmeZarr for {path!r} got {len(names)} channel names for {channels} "
+                f"channel(s) (shape {tuple(value.shape)}, dims {dims!r}); "
+                "give one name per channel."
+            )
+        chunks = self.options["chunks"]
+        if chunks is not None and len(chunks) != value.ndim:
+            raise FormatError(
+                f"OmeZarr for {path!r} got chunks {tuple(chunks)} for a {value.ndim}-D array; "
+                "give one chunk size per dimension."
+            )
+
+    def _write_dir(self, value: Any, target: Any) -> dict[str, Any]:
+        import zarr
+        from ome_zarr.writer import write_image
+
+        from databacked.formats.tiff import _sizes
+
+        dims = self.options["dims"]
+        meta: dict[str, Any] = {
+            "dims": dims,
+            "shape": [int(n) for n in value.shape],
+            "dtype": str(value.dtype),
+            "levels": self.options["multiscale"],
+        }
+        extra: dict[str, Any] = {}
+        names = self.options["channel_names"]
+        if names is not None:
+            meta["channel_names"] = list(names)
+            extra["omero"] = {"channels": _channels(names, value.dtype)}
+        sizes = {k[-1]: v for k, v in _sizes(self.options["physical_pixel_sizes"]).items()}
+        if sizes:
+            meta["physical_pixel_sizes"] = sizes
+        storage: dict[str, Any] = {}
+        if self.options["chunks"] is not None:
+            storage["chunks"] = tuple(self.options["chunks"])
+        levels = self.options["multiscale"]
+        group = zarr.open_group(target.store, mode="w", zarr_format=3)
+        write_image(
+            value,
+            group,
+            scale_factors=[2**i for i in range(1, levels)],
+            axes=dims.lower(),
+            storage_options=storage or None,
+            scale={d.lower(): float(sizes.get(d, 1.0)) for d in dims},
+            **extra,
+        )
+        return meta
+
+    def read(self, store: Any, path: str, *, lazy: bool = False) -> Any:
+        return read_image(self, store, path, dims=self.options["dims"], lazy=lazy)
+
+    def read_metadata(self, store: Any, path: str) -> dict[str, Any]:
+        return image_metadata(bioimage(self, store, path))
+
+
+__all__ = ["OmeZarr"]
