@@ -171,3 +171,28 @@ def test_in_memory_values_are_never_cached_across_runs(mod, where, tmp_path: Pat
     again = db.run(mod.sums, [0, 1], executor="inline", **where)
     assert again.counts()["ran"] == 3
     assert log_lines(tmp_path).count("total") == 2
+
+
+def test_module_loaded_by_path_runs_in_processes(tmp_path: Path, where) -> None:
+    import importlib.util
+    import sys
+
+    path = tmp_path / "by_path_pipeline.py"
+    path.write_text(BATCH.replace("return x * x", "return helper(x)") + HELPER)
+    spec = importlib.util.spec_from_file_location("by_path_pipeline_mod", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        result = db.run(module.squares, 4, executor="processes", workers=2, **where)
+        assert result.ok, result.summary()
+        assert result.value == 1 + 2 + 5 + 10
+    finally:
+        del sys.modules[spec.name]
+
+
+HELPER = """
+def helper(x):
+    return x * x + 1
+"""

@@ -222,23 +222,15 @@ def _open(store: Any, catalog: Any, settings: Any) -> tuple[Any, Any, bool]:
 
 
 def _pickle_by_value(steps: Any) -> None:
-    """Step modules that a worker process cannot import (a FILE.py loaded by path, a
-    notebook) travel by value with cloudpickle."""
-    import importlib.util
-
+    """The user's own step modules travel by value with cloudpickle (``__main__`` always
+    does): a FILE.py loaded by path or a folder only the driver has on sys.path cannot be
+    imported by a worker process, and their helpers must travel with the steps."""
     import cloudpickle
 
     for step in steps:
         name = step.fn.__module__
-        module = sys.modules.get(name)
-        if module is None or name == "__main__" or not is_project_local(step.fn):
-            continue
-        try:
-            importable = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            importable = False
-        if not importable or getattr(module, "__spec__", None) is None:
-            cloudpickle.register_pickle_by_value(module)
+        if name != "__main__" and name in sys.modules and is_project_local(step.fn):
+            cloudpickle.register_pickle_by_value(sys.modules[name])
 
 
 def _resolve(value: Any, states: dict[int, CallState], store: Any) -> Any:
