@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import string
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ from databacked.errors import (
 )
 from databacked.hashing import combine, hash_file, hash_value
 
+RACY_NS = 2_000_000_000
+"""Input files modified less than this long ago are re-hashed rather than trusted by stat."""
 LOCAL_FILES = "file://"
 """Stat-cache namespace for input files given as local paths (outside any store)."""
 
@@ -295,8 +298,11 @@ class FileHasher:
                 digest = cached[1]
             else:
                 digest = hash_file(absolute)
-                self.known[absolute] = (stamp, digest)
-                self.fresh.append((absolute, stamp, st.st_size, digest))
+                # A file changed within the filesystem's timestamp tick keeps its mtime
+                # ("racy" stat, as git calls it): remember only files older than that.
+                if time.time_ns() - st.st_mtime_ns > RACY_NS:
+                    self.known[absolute] = (stamp, digest)
+                    self.fresh.append((absolute, stamp, st.st_size, digest))
         self.memo[path] = digest
         return digest
 

@@ -85,13 +85,13 @@ class Step:
         return self._files
 
     def _file_params(self) -> set[str]:
-        # A step annotated with File has imported databacked.artifact already; when it is not
-        # loaded, no annotation can be File (and a module-level import would be circular).
-        file_type = getattr(sys.modules.get("databacked.artifact"), "File", None)
         try:
             hints = typing.get_type_hints(self.fn)
         except Exception:
             hints = {p.name: p.annotation for p in self.signature.parameters.values()}
+        # A step annotated with File has imported databacked.artifact by now (resolving the
+        # hints imports it); when it is not loaded, no annotation can be File.
+        file_type = getattr(sys.modules.get("databacked.artifact"), "File", None)
         return {
             name
             for name, hint in hints.items()
