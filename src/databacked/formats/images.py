@@ -19,6 +19,14 @@ def is_array(value: Any) -> bool:
     return module in ("numpy", "dask") and hasattr(value, "shape") and hasattr(value, "dtype")
 
 
+_DEFAULT_DIMS = {2: "YX", 3: "ZYX", 4: "CZYX", 5: "TCZYX"}
+
+
+def dims_for(value: Any, dims: str | None) -> str:
+    """The given dims, or the usual ones for the array's number of dimensions."""
+    return dims if dims is not None else _DEFAULT_DIMS.get(value.ndim, "?" * value.ndim)
+
+
 def location(store: Any, path: str) -> tuple[str, dict[str, Any]]:
     """Where a library can open ``path``: a local path, or a fsspec URL and its options."""
     if store.is_local:

@@ -14,7 +14,7 @@ from typing import Any
 
 from databacked.errors import FormatError
 from databacked.formats.base import Format
-from databacked.formats.images import bioimage, is_array, read_image
+from databacked.formats.images import bioimage, dims_for, is_array, read_image
 
 _UUID_NAMESPACE = uuid.UUID("6f1d7c1e-3b0a-4f43-9a57-8b1c2e6a5d10")
 
@@ -31,11 +31,25 @@ def _sizes(physical_pixel_sizes: Any) -> dict[str, float]:
     return {f"PhysicalSize{k}": float(v) for k, v in items.items() if v is not None}
 
 
-def _pages(array: Any, dims: str) -> Any:
+def _pages(array: Any) -> Any:
     """Yield YX planes of a dask array one by one (only one plane in memory at a time)."""
     lead = array.shape[:-2]
     for index in itertools.product(*(range(n) for n in lead)):
         yield array[index].compute()
+
+
+def _file_axes(fmt: Format, store: Any, path: str) -> str | None:
+    """The axes tifffile wrote into the file (from the header only), None if unusual."""
+    import tifffile
+
+    from databacked.formats.base import corrupt
+
+    try:
+        with store.open(path) as file, tifffile.TiffFile(file) as tif:
+            axes = tif.series[0].axes.upper()
+    except (tifffile.TiffFileError, ValueError, IndexError) as exc:
+        raise corrupt(fmt, store, path, exc) from exc
+    return axes if set(axes) <= set("TCZYXS") else None
 
 
 class Tiff(Format):
@@ -84,14 +98,14 @@ class OmeTiff(Format):
 
     def __init__(
         self,
-        dims: str = "CZYX",
+        dims: str | None = None,
         channel_names: list[str] | tuple[str, ...] | None = None,
         physical_pixel_sizes: Any = None,
         compression: str | None = None,
     ) -> None:
-        dims = str(dims).upper()
-        distinct = len(set(dims)) == len(dims) and set(dims) <= set("TCZYXS")
-        if not distinct or not dims.endswith(("YX", "YXS")):
+        dims = str(dims).upper() if dims is not None else None
+        distinct = dims is None or (len(set(dims)) == len(dims) and set(dims) <= set("TCZYXS"))
+        if not distinct or (dims is not None and not dims.endswith(("YX", "YXS"))):
             raise FormatError(
                 f"OmeTiff dims {dims!r} are not valid: use distinct letters of T, C, Z "
                 "ending in 'YX' (or 'YXS' for RGB), such as 'CZYX' or 'TCZYX'."
@@ -108,8 +122,8 @@ class OmeTiff(Format):
 
     def check(self, value: Any, path: str) -> None:
         super().check(value, path)
-        dims = self.options["dims"]
-        if value.ndim != len(dims):
+        dims = dims_for(value, self.options["dims"])
+        if value.ndim != len(dims) or "?" in dims:
             raise FormatError(
                 f"An array of shape {tuple(value.shape)} has {value.ndim} dimensions but "
                 f"OmeTiff(dims={dims!r}) for {path!r} expects {len(dims)}; "
@@ -127,7 +141,7 @@ class OmeTiff(Format):
 
     def _metadata(self, value: Any) -> dict[str, Any]:
         meta: dict[str, Any] = {
-            "dims": self.options["dims"],
+            "dims": dims_for(value, self.options["dims"]),
             "shape": [int(n) for n in value.shape],
             "dtype": str(value.dtype),
         }
@@ -144,13 +158,13 @@ class OmeTiff(Format):
 
         meta = self._metadata(value)
         ome: dict[str, Any] = {
-            "axes": self.options["dims"],
+            "axes": meta["dims"],
             **_sizes(self.options["physical_pixel_sizes"]),
         }
         if "channel_names" in meta:
             ome["Channel"] = {"Name": meta["channel_names"]}
         ome["UUID"] = str(uuid.uuid5(_UUID_NAMESPACE, json.dumps(meta, sort_keys=True)))
-        rgb = self.options["dims"].endswith("S")
+        rgb = meta["dims"].endswith("S")
         kwargs: dict[str, Any] = {
             "metadata": ome,
             "photometric": "rgb" if rgb else "minisblack",
@@ -162,7 +176,7 @@ class OmeTiff(Format):
             else:
                 # a dask array: pages come one by one from an iterator, never all at once
                 writer.write(
-                    _pages(value, self.options["dims"]),
+                    _pages(value),
                     shape=tuple(value.shape),
                     dtype=value.dtype,
                     **kwargs,
@@ -170,7 +184,8 @@ class OmeTiff(Format):
         return meta
 
     def read(self, store: Any, path: str, *, lazy: bool = False) -> Any:
-        return read_image(self, store, path, dims=self.options["dims"], lazy=lazy)
+        dims = self.options["dims"] or _file_axes(self, store, path)
+        return read_image(self, store, path, dims=dims, lazy=lazy)
 
     def read_metadata(self, store: Any, path: str) -> dict[str, Any]:
         from databacked.formats.images import image_metadata

@@ -11,7 +11,13 @@ from typing import Any
 
 from databacked.errors import FormatError
 from databacked.formats.base import Format
-from databacked.formats.images import bioimage, image_metadata, is_array, read_image
+from databacked.formats.images import (
+    bioimage,
+    dims_for,
+    image_metadata,
+    is_array,
+    read_image,
+)
 
 _COLORS = ("FFFFFF", "00FF00", "FF00FF", "00FFFF", "FF0000", "0000FF", "FFFF00")
 
@@ -32,6 +38,25 @@ def _channels(names: list[str], dtype: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _file_axes(fmt: Format, store: Any, path: str) -> str | None:
+    """The axes named in the NGFF metadata of the group (0.5 under "ome", 0.4 at the top)."""
+    import zarr
+
+    from databacked.formats.base import corrupt
+    from databacked.formats.images import location
+
+    store.info(path)
+    url, options = location(store, path)
+    try:
+        group = zarr.open_group(url, mode="r", storage_options=options or None)
+        attrs = dict(group.attrs)
+        multiscales = attrs.get("ome", attrs).get("multiscales") or [{}]
+        axes = "".join(str(a.get("name", "?")) for a in multiscales[0].get("axes", [])).upper()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise corrupt(fmt, store, path, exc) from exc
+    return axes if axes and set(axes) <= set("TCZYX") else None
+
+
 class OmeZarr(Format):
     """An OME-Zarr image: dims (ordered as in TCZYX), channel names, chunks, pyramid levels."""
 
@@ -41,15 +66,15 @@ class OmeZarr(Format):
 
     def __init__(
         self,
-        dims: str = "CZYX",
+        dims: str | None = None,
         channel_names: list[str] | tuple[str, ...] | None = None,
         chunks: tuple[int, ...] | list[int] | None = None,
         multiscale: bool | int = False,
         physical_pixel_sizes: Any = None,
     ) -> None:
-        dims = str(dims).upper()
+        dims = str(dims).upper() if dims is not None else None
         order = "TCZYX"
-        if (
+        if dims is not None and (
             not dims.endswith("YX")
             or len(set(dims)) != len(dims)
             or not set(dims) <= set(order)
@@ -73,8 +98,8 @@ class OmeZarr(Format):
 
     def check(self, value: Any, path: str) -> None:
         super().check(value, path)
-        dims = self.options["dims"]
-        if value.ndim != len(dims):
+        dims = dims_for(value, self.options["dims"])
+        if value.ndim != len(dims) or "?" in dims:
             raise FormatError(
                 f"An array of shape {tuple(value.shape)} has {value.ndim} dimensions but "
                 f"OmeZarr(dims={dims!r}) for {path!r} expects {len(dims)}; "
@@ -101,7 +126,7 @@ class OmeZarr(Format):
 
         from databacked.formats.tiff import _sizes
 
-        dims = self.options["dims"]
+        dims = dims_for(value, self.options["dims"])
         meta: dict[str, Any] = {
             "dims": dims,
             "shape": [int(n) for n in value.shape],
@@ -133,7 +158,8 @@ class OmeZarr(Format):
         return meta
 
     def read(self, store: Any, path: str, *, lazy: bool = False) -> Any:
-        return read_image(self, store, path, dims=self.options["dims"], lazy=lazy)
+        dims = self.options["dims"] or _file_axes(self, store, path)
+        return read_image(self, store, path, dims=dims, lazy=lazy)
 
     def read_metadata(self, store: Any, path: str) -> dict[str, Any]:
         return image_metadata(bioimage(self, store, path))

@@ -1,0 +1,187 @@
+"""OmeTiff, Tiff, OmeZarr and Png: the contract, and read back by bioio/tifffile/imageio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import tifffile
+from bioio import BioImage
+
+from databacked.errors import FormatError
+from databacked.formats import OmeTiff, OmeZarr, Png, Tiff
+from databacked.store import Store
+from databacked.testing.format_contract import FormatContract
+
+
+def _stack() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return rng.integers(0, 60000, size=(2, 3, 32, 24), dtype=np.uint16)
+
+
+class TestOmeTiff(FormatContract):
+    @pytest.fixture
+    def format(self) -> OmeTiff:
+        return OmeTiff(
+            dims="CZYX", channel_names=["dna", "membrane"], physical_pixel_sizes=(1.0, 0.25, 0.25)
+        )
+
+    @pytest.fixture
+    def sample_value(self) -> np.ndarray:
+        return _stack()
+
+
+class TestTiff(FormatContract):
+    @pytest.fixture
+    def format(self) -> Tiff:
+        return Tiff()
+
+    @pytest.fixture
+    def sample_value(self) -> np.ndarray:
+        return _stack()[0]
+
+
+class TestOmeZarr(FormatContract):
+    @pytest.fixture
+    def format(self) -> OmeZarr:
+        return OmeZarr(dims="CZYX", channel_names=["dna", "membrane"], chunks=(1, 1, 16, 16))
+
+    @pytest.fixture
+    def sample_value(self) -> np.ndarray:
+        return _stack()
+
+
+class TestPng(FormatContract):
+    @pytest.fixture
+    def format(self) -> Png:
+        return Png()
+
+    @pytest.fixture
+    def sample_value(self) -> np.ndarray:
+        return np.arange(32 * 24, dtype=np.uint8).reshape(32, 24)
+
+    @pytest.fixture
+    def refused_value(self) -> np.ndarray:
+        return np.zeros((2, 2, 2, 4, 4), dtype=np.uint8)
+
+
+def test_ome_tiff_read_back_by_bioio_and_tifffile(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    names = ["dna", "membrane"]
+    fmt = OmeTiff(dims="CZYX", channel_names=names, physical_pixel_sizes=(2, 0.5, 0.4))
+    fmt.write(_stack(), store, "cell.ome.tiff")
+    image = BioImage(tmp_path / "cell.ome.tiff")
+    assert image.channel_names == ["dna", "membrane"]
+    assert image.dims.C == 2 and image.dims.Z == 3 and image.dims.Y == 32 and image.dims.X == 24
+    assert tuple(image.physical_pixel_sizes) == (2.0, 0.5, 0.4)
+    np.testing.assert_array_equal(image.get_image_data("CZYX"), _stack())
+    with tifffile.TiffFile(tmp_path / "cell.ome.tiff") as tif:
+        assert tif.is_ome
+        assert tif.series[0].axes == "CZYX"
+        assert 'Name="membrane"' in tif.ome_metadata
+        np.testing.assert_array_equal(tif.asarray(), _stack())
+    meta = fmt.read_metadata(store, "cell.ome.tiff")
+    assert meta["channel_names"] == ["dna", "membrane"]
+    assert meta["physical_pixel_sizes"] == {"Z": 2.0, "Y": 0.5, "X": 0.4}
+
+
+def test_ome_tiff_without_dims_reads_back_in_written_dims(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    plane = _stack()[0, 0]
+    OmeTiff().write(plane, store, "plane.ome.tiff")
+    assert OmeTiff().read(store, "plane.ome.tiff").shape == plane.shape
+    lazy = OmeTiff().read(store, "plane.ome.tiff", lazy=True)
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_array_equal(lazy.compute(), plane)
+
+
+def test_ome_tiff_shape_mismatches_are_refused_before_writing(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with pytest.raises(FormatError, match="expects 5"):
+        OmeTiff(dims="TCZYX").write(_stack(), store, "a.ome.tiff")
+    with pytest.raises(FormatError, match="3 channel names for 2"):
+        OmeTiff(dims="CZYX", channel_names=["a", "b", "c"]).write(_stack(), store, "a.ome.tiff")
+    with pytest.raises(FormatError, match="not valid"):
+        OmeTiff(dims="XYQ")
+    assert list(store.list()) == []
+
+
+def _count_chunk_computes() -> tuple[list[int], Any]:
+    sizes: list[int] = []
+
+    class Counter(dask.callbacks.Callback):
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, id: Any) -> None:
+            if isinstance(result, np.ndarray):
+                sizes.append(result.nbytes)
+
+    return sizes, Counter()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [(OmeTiff(dims="CZYX"), "big.ome.tiff"), (OmeZarr(dims="CZYX"), "big.ome.zarr")],
+    ids=["ome-tiff", "ome-zarr"],
+)
+def test_dask_array_is_written_without_materialising_it(
+    fmt: Any, name: str, tmp_path: Path
+) -> None:
+    store = Store(tmp_path)
+    big = da.ones((2, 4, 256, 256), dtype=np.uint16, chunks=(1, 1, 256, 256)) * 3
+    sizes, counter = _count_chunk_computes()
+    with counter:
+        fmt.write(big, store, name)
+    whole = big.nbytes
+    assert sizes, "nothing was computed through dask"
+    assert max(sizes) <= whole // 8  # never more than one plane at a time
+    np.testing.assert_array_equal(fmt.read(store, name), np.full(big.shape, 3, np.uint16))
+
+
+def test_ome_zarr_read_back_by_bioio(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    names = ["dna", "membrane"]
+    fmt = OmeZarr(dims="CZYX", channel_names=names, physical_pixel_sizes=(1, 0.5, 0.5))
+    record = fmt.write(_stack(), store, "cell.ome.zarr")
+    assert record.metadata["channel_names"] == ["dna", "membrane"]
+    image = BioImage(tmp_path / "cell.ome.zarr")
+    assert image.channel_names == ["dna", "membrane"]
+    assert image.dims.C == 2 and image.dims.Z == 3
+    assert tuple(image.physical_pixel_sizes) == (1.0, 0.5, 0.5)
+    np.testing.assert_array_equal(image.get_image_data("CZYX"), _stack())
+    # without dims the file's own axes are used; lazy gives dask
+    np.testing.assert_array_equal(OmeZarr().read(store, "cell.ome.zarr"), _stack())
+    assert isinstance(OmeZarr().read(store, "cell.ome.zarr", lazy=True), da.Array)
+
+
+def test_ome_zarr_multiscale_levels(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    OmeZarr(dims="ZYX", multiscale=3).write(_stack()[0], store, "p.ome.zarr")
+    assert sorted(p.name for p in (tmp_path / "p.ome.zarr").iterdir()) == [
+        "s0",
+        "s1",
+        "s2",
+        "zarr.json",
+    ]
+
+
+def test_png_stretches_uint16_and_float_to_the_full_byte_range(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    ramp = np.linspace(1000, 5000, 64 * 64).reshape(64, 64)
+    for i, data in enumerate([ramp.astype(np.uint16), ramp.astype(np.float32)]):
+        record = Png().write(data, store, f"r{i}.png")
+        back = Png().read(store, f"r{i}.png")
+        assert back.dtype == np.uint8 and back.shape == (64, 64)
+        assert back.min() == 0 and back.max() == 255
+        assert record.metadata["source_dtype"] == str(data.dtype)
+
+
+def test_png_rgb_uint8_is_written_as_is(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    rgb = np.random.default_rng(1).integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    Png().write(rgb, store, "rgb.png")
+    np.testing.assert_array_equal(Png().read(store, "rgb.png"), rgb)
+    with pytest.raises(FormatError, match="not valid"):
+        Png(percentiles=(50, 10))
