@@ -13,7 +13,6 @@ arguments give byte-identical files.
 from __future__ import annotations
 
 import json
-import uuid
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -194,23 +193,13 @@ def _render(
 
 
 def _write_fov(path: Path, image: np.ndarray, channels: list[str]) -> str:
-    """Write one field as OME-TIFF atomically; returns its content hash."""
-    import tifffile
-
-    metadata = {
-        "axes": "CYX",
-        "Channel": {"Name": channels},
-        "PhysicalSizeX": PIXEL_SIZE_UM,
-        "PhysicalSizeXUnit": "µm",
-        "PhysicalSizeY": PIXEL_SIZE_UM,
-        "PhysicalSizeYUnit": "µm",
-        # tifffile would draw a random UUID; one derived from the name keeps bytes identical.
-        "UUID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{GENERATOR}/{path.name}")),
-    }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tifffile.imwrite(tmp, image, ome=True, photometric="minisblack", metadata=metadata)
-    tmp.replace(path)
-    return _hash(path)
+    """Write one field as OME-TIFF (atomically, byte-deterministic); returns its content hash."""
+    fmt = db.OmeTiff(
+        dims="CYX",
+        channel_names=channels,
+        physical_pixel_sizes=(None, PIXEL_SIZE_UM, PIXEL_SIZE_UM),
+    )
+    return db.save(image, str(path), format=fmt).hash
 
 
 def _hash(path: Path) -> str:
