@@ -158,7 +158,7 @@ def _place_cells(
             _Cell(
                 cy=cy,
                 cx=cx,
-                nucleus_sigma=float(rng.uniform(3.0, 3.6) * well_factor),
+                nucleus_sigma=float(rng.uniform(3.8, 4.4) * well_factor),
                 nucleus_amplitude=float(rng.uniform(600, 900) * well_factor),
                 membrane_radius=float(rng.uniform(12.5, 15.0)),
                 membrane_amplitude=float(rng.uniform(250, 400)),
