@@ -30,6 +30,8 @@ from databacked.hashing import combine, hash_file, hash_value
 RACY_NS = 2_000_000_000
 """Input files modified less than this long ago are re-hashed rather than trusted by stat."""
 LOCAL_FILES = "file://"
+MANY = 50
+"""Beyond this many new calls, earlier versions of their targets are listed in one query."""
 """Stat-cache namespace for input files given as local paths (outside any store)."""
 
 
@@ -349,15 +351,27 @@ def _output_problem(row: Any, infos: dict[str, Any], store: Any, verify: bool) -
 
 def _reasons(states: list[CallState], store: Any, catalog: Any) -> None:
     failed = catalog.last_failures([s.key for s in states])
+    paths = {id(s): next((p for p in s.targets.values() if p), None) for s in states}
+    wanted = [p for p in paths.values() if p]
+    if len(wanted) > MANY:
+        # one listing under the targets' common folder instead of a query per target
+        folder = os.path.commonpath([os.path.dirname(p) or "." for p in wanted])
+        prefix = "" if folder in ("", ".") else folder + "/"
+        rows = catalog.artifacts(store.url, prefix or None)
+        known = {row.path: row.key for row in rows}
+    else:
+        known = {}
+        for path in wanted:
+            row = catalog.artifact_by_path(store.url, path)
+            known[path] = row.key if row is not None else None
     previous: dict[int, str] = {}
     for state in states:
         if state.key in failed:
             state.reason = "previously failed"
             continue
-        path = next((p for p in state.targets.values() if p), None)
-        row = catalog.artifact_by_path(store.url, path) if path else None
-        if row is not None and row.key:
-            previous[id(state)] = row.key
+        key = known.get(paths[id(state)] or "")
+        if key:
+            previous[id(state)] = key
     prior = catalog.lookup(set(previous.values())) if previous else {}
     for state in states:
         if state.reason:
