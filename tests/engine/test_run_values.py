@@ -196,3 +196,42 @@ HELPER = """
 def helper(x):
     return x * x + 1
 """
+
+
+FANOUT_FAIL = """
+import databacked as db
+
+@db.step(persist=False)
+def broken(n: int) -> list:
+    raise OSError("no list today")
+
+@db.step(persist=False)
+def scalar(n: int) -> int:
+    return n
+
+@db.step(persist=False)
+def inc(x: int) -> int:
+    return x + 1
+
+@db.pipeline
+def failing(n: int):
+    return inc.map(x=broken(n))
+
+@db.pipeline
+def not_a_list(n: int):
+    return inc.map(x=scalar(n))
+"""
+
+
+def test_dynamic_fan_out_over_a_failed_upstream(write_module, where) -> None:
+    mod = write_module("fanfail", FANOUT_FAIL)
+    result = db.run(mod.failing, 3, executor="inline", **where)
+    assert not result.ok
+    assert list(result.calls.status) == ["failed"]
+    assert result.value is None
+
+
+def test_dynamic_fan_out_over_a_scalar_is_a_clear_error(write_module, where) -> None:
+    mod = write_module("fanfail", FANOUT_FAIL)
+    with pytest.raises(db.PipelineError, match=r"'scalar'.*int, not a list"):
+        db.run(mod.not_a_list, 3, executor="inline", **where)

@@ -245,6 +245,8 @@ def _resolve(value: Any, states: dict[int, CallState], store: Any) -> Any:
             return {n: _artifact(store, r) for n, r in state.records.items()}
         return _artifact(store, state.records[name])
     if isinstance(value, MapResult):
+        if value.expand is not None and value.expand.children is None:
+            return None  # the list to fan out over was never produced (an upstream failed)
         return [_resolve(h, states, store) for h in value.handles()]
     if isinstance(value, list | tuple):
         return type(value)(_resolve(v, states, store) for v in value)

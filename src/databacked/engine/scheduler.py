@@ -155,7 +155,14 @@ class Scheduler:
                     return "skip"
                 if up.status not in ("cached", "ran"):
                     return None
-                columns[name] = list(self._load_value(up, source))
+                items = self._load_value(up, source)
+                if isinstance(items, str | bytes | dict) or not hasattr(items, "__iter__"):
+                    raise PipelineError(
+                        f"{node.step.name}.map({name}=...) iterates over the result of step "
+                        f"{up.step.name!r}, which is a {type(items).__name__}, not a list; "
+                        "return a list (or array/Series) from that step."
+                    )
+                columns[name] = list(items)
             else:
                 assert source.expand is not None
                 if source.expand.skipped:
