@@ -40,12 +40,14 @@ def test_demo_twice_on_processes_second_run_all_cached(tmp_path: Path) -> None:
     assert iio.imread(data / "plots" / "plate1.png").ndim == 3
     assert (folder / ".databacked" / "catalog.db").is_file()
     assert str(data / "summary.csv") in first.output
+    stamp = (data / "summary.csv").stat().st_mtime_ns
 
     second = _demo_in_process(folder, "--workers", "2")
     assert second.exit_code == 0, second.output
     cached = re.search(r"All (\d+) calls cached, nothing recomputed", second.output)
     assert cached, second.output
     assert int(cached.group(1)) == 4 * len(summary) + 2
+    assert (data / "summary.csv").stat().st_mtime_ns == stamp  # nothing was rewritten
 
 
 def test_demo_exits_1_and_names_the_step_when_calls_fail(tmp_path: Path) -> None:
