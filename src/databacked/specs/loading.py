@@ -1,0 +1,237 @@
+"""Reading ``pipelines/*.yml|*.yaml|*.json`` into Specs, with errors that name file and line.
+
+YAML is composed into nodes first, so a pydantic error location (``input.pfs.glb``) can be
+walked back to the node it came from and reported as one sentence::
+
+    pipelines/measure.yml, line 7: unknown field 'glb' in input.pfs (did you mean 'glob'?)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from databacked.errors import SpecError
+from databacked.specs.globs import check_references, compile_glob
+from databacked.specs.model import Input, Spec
+
+SPEC_SUFFIXES = (".yml", ".yaml", ".json")
+Loc = tuple[str | int, ...]
+
+
+def spec_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The spec files at ``path``: the file itself, or a folder's (or its ``pipelines/``'s)."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise SpecError(f"no spec file or folder at {_shown(p)}; pass pipelines/ or a .yml file.")
+    files = sorted(f for f in p.iterdir() if f.suffix in SPEC_SUFFIXES and f.is_file())
+    if not files and (p / "pipelines").is_dir():
+        return spec_files(p / "pipelines")
+    return files
+
+
+def load_specs(path: str | os.PathLike[str]) -> list[Spec]:
+    """Every pipeline spec in a file or folder (several YAML documents per file allowed).
+
+    Raises SpecError (file and line in the message) for invalid YAML, unknown fields, wrong
+    types, captures referenced but not captured, and pipeline names defined twice.
+    """
+    specs: list[Spec] = []
+    seen: dict[str, Spec] = {}
+    for file in spec_files(path):
+        for spec in load_file(file):
+            if spec.pipeline in seen:
+                raise SpecError(
+                    f"{spec.origin}: pipeline '{spec.pipeline}' is already defined at "
+                    f"{seen[spec.pipeline].origin}; rename one of them."
+                )
+            seen[spec.pipeline] = spec
+            specs.append(spec)
+    return specs
+
+
+def load_file(file: str | os.PathLike[str]) -> list[Spec]:
+    """The specs in one file, each remembering its file and line."""
+    shown = _shown(Path(file))
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{shown}: cannot read the spec file ({exc}); check the file.") from exc
+    return [
+        _validate(data, node, shown)
+        for data, node in _documents(text, shown, json_file=str(file).endswith(".json"))
+    ]
+
+
+def load_text(text: str, source: str = "<spec>") -> list[Spec]:
+    """The specs in a YAML/JSON string (for tests and the Python API)."""
+    return [_validate(data, node, source) for data, node in _documents(text, source)]
+
+
+def _documents(text: str, shown: str, json_file: bool = False) -> list[tuple[Any, Any]]:
+    """(data, node) per non-empty document; node is None when only JSON could parse it."""
+    try:
+        nodes = [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
+        datas = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.MarkedYAMLError as exc:
+        if json_file:
+            return _json_document(text, shown, exc)
+        mark = exc.problem_mark or exc.context_mark
+        line = f", line {mark.line + 1}" if mark else ""
+        raise SpecError(
+            f"{shown}{line}: invalid YAML ({exc.problem or exc.context}); fix the syntax there."
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{shown}: invalid YAML ({exc}); fix the syntax.") from exc
+    return list(zip(datas, nodes, strict=True))
+
+
+def _json_document(text: str, shown: str, cause: Exception) -> list[tuple[Any, Any]]:
+    try:
+        return [(json.loads(text), None)]
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            f"{shown}, line {exc.lineno}: invalid JSON ({exc.msg}); fix the syntax there."
+        ) from cause
+
+
+def _validate(data: Any, node: Any, shown: str) -> Spec:
+    line0 = node.start_mark.line + 1 if node is not None else 1
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{shown}, line {line0}: a spec document must be a mapping with pipeline, input "
+            f"and transform, not {type(data).__name__}."
+        )
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        raise SpecError(_sentence(err, node, shown, line0, more)) from exc
+    spec.located(shown, line0)
+    problems = input_problems(spec.input, ("input",))
+    if problems:
+        loc, msg = problems[0]
+        target, where = _locate(node, loc)
+        line = _line(target, line0)
+        raise SpecError(f"{shown}, line {line}: {msg} (in {where or 'the spec'}).")
+    return spec
+
+
+def input_problems(
+    inp: Input, loc: Loc = ("input",), parent: str | None = None
+) -> list[tuple[Loc, str]]:
+    """Rules pydantic cannot see: join/group members, their keys and the captures they use."""
+    out = _misplaced(inp, loc, parent)
+    if inp.pfs is not None:
+        p = inp.pfs
+        try:
+            compiled = compile_glob(p.glob, p.names)
+            for field in ("join_on", "group_by"):
+                value = getattr(p, field)
+                if value is not None:
+                    check_references(value, compiled, field)
+        except SpecError as exc:
+            out.append(((*loc, "pfs", "glob"), str(exc).rstrip(".")))
+        return out
+    kind = inp.kind
+    for i, child in enumerate(inp.children):
+        cloc = (*loc, kind, i)
+        if kind in ("join", "group"):
+            key = "join_on" if kind == "join" else "group_by"
+            if child.pfs is None:
+                out.append((cloc, f"the members of a {kind} must be pfs inputs (repo + glob)"))
+                continue
+            if getattr(child.pfs, key) is None:
+                out.append((cloc, f"each member of a {kind} needs '{key}' (e.g. '$1')"))
+        out.extend(input_problems(child, cloc, kind))
+    return out
+
+
+def _misplaced(child: Input, loc: Loc, parent: str | None) -> list[tuple[Loc, str]]:
+    p = child.pfs
+    if p is None:
+        return []
+    out: list[tuple[Loc, str]] = []
+    here = (*loc, "pfs")
+    if p.join_on is not None and parent != "join":
+        out.append(((*here, "join_on"), "join_on applies only to the members of a join"))
+    if p.group_by is not None and parent != "group":
+        out.append(((*here, "group_by"), "group_by applies only to the members of a group"))
+    if p.complete is not None and parent != "group":
+        out.append(((*here, "complete"), "complete applies only to the members of a group"))
+    return out
+
+
+def _sentence(err: dict[str, Any], node: Any, shown: str, line0: int, more: int) -> str:
+    loc: Loc = tuple(err["loc"])
+    if err["type"] == "unknown_field":
+        target, where = _locate(node, loc)
+        field = err["ctx"]["field"]
+        line = _line(_key_node(target, field), line0)
+        head = f"unknown field '{field}' in {where or 'the spec'}{err['ctx']['hint']}"
+    elif err["type"] == "missing":
+        target, where = _locate(node, loc[:-1])
+        line = _line(target, line0)
+        head = f"missing field '{loc[-1]}' in {where or 'the spec'}"
+    else:
+        target, where = _locate(node, loc)
+        line = _line(target, line0)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        head = f"{where}: {msg}" if where else msg
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{shown}, line {line}: {head}{tail}."
+
+
+def _locate(node: Any, loc: Iterable[str | int]) -> tuple[Any, str]:
+    """The YAML node at a model location, and that location as the user wrote it.
+
+    Parts the user did not write (``pfs`` added by the shorthand, union member names) are
+    skipped, so ``input.group.0.pfs.glob`` finds ``input.group[0].glob``.
+    """
+    shown = ""
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if key.value == part:
+                    node = value
+                    shown = f"{shown}.{part}" if shown else part
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            shown = f"{shown}[{part}]"
+    return node, shown
+
+
+def _key_node(node: Any, field: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        for key, _value in node.value:
+            if key.value == field:
+                return key
+    return node
+
+
+def _line(node: Any, default: int) -> int:
+    return node.start_mark.line + 1 if node is not None else default
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    try:
+        rel = Path(os.path.relpath(path)).as_posix()
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+__all__ = ["input_problems", "load_file", "load_specs", "load_text", "spec_files"]
