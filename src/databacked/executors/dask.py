@@ -1,0 +1,331 @@
+"""The ``dask`` executor: calls run as tasks of a ``distributed`` cluster.
+
+Three ways to get a cluster, in this order of precedence:
+
+- ``client=`` or ``cluster=``: an existing ``distributed.Client`` or cluster object (a
+  notebook's); databacked uses it and never closes it.
+- ``address="tcp://host:8786"`` (what ``executor="dask://host:8786"`` becomes) or
+  ``scheduler_file=``: connect to a running scheduler.
+- ``cluster_class="dask_jobqueue.SLURMCluster"`` with ``cluster_kwargs`` and ``scale``: any
+  cluster class (jobqueue, dask_kubernetes...) imported by path, started and closed by us.
+- nothing: a ``LocalCluster`` of worker processes on 127.0.0.1, dashboard off.
+
+A worker that dies mid-task is the scheduler's business: it reschedules the task on another
+worker up to ``distributed.scheduler.allowed-failures`` times, so the run completes; past
+that, the call fails with :class:`ExecutorError` naming the executor. Dask's own ``retries=``
+is deliberately not used: it would also re-run a step that raised, which is the engine's
+decision (the step's ``retries=``), not the executor's.
+
+Dependent data staying on the workers: every future this executor returns carries its
+``distributed.Future`` as ``.dask_future``. Passing such a future (or a ``distributed.Future``)
+among the arguments of :meth:`DaskExecutor.submit` hands the upstream result to the task on
+the cluster, without a round trip through the driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, InvalidStateError
+from typing import Any
+
+from databacked.errors import ExecutorError
+from databacked.executors.base import BaseExecutor, run_batch
+
+_INSTALL_HINT = "pip install 'databacked[dask]'"
+
+
+def _distributed() -> Any:
+    """The ``distributed`` package, or an :class:`ExecutorError` saying how to install it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ExecutorError(
+            f"The dask executor needs the package 'distributed', which is not installed: "
+            f"{_INSTALL_HINT}."
+        ) from exc
+    return distributed
+
+
+def import_cluster_class(path: str) -> type[Any]:
+    """The class named by ``"package.module.Class"`` (or ``"package.module:Class"``).
+
+    >>> import_cluster_class("distributed.LocalCluster").__name__
+    'LocalCluster'
+    """
+    module_name, _, attribute = path.replace(":", ".").rpartition(".")
+    if not module_name or not attribute:
+        raise ExecutorError(
+            f"The dask cluster_class {path!r} is not an import path; write it as "
+            "'package.module.ClassName', e.g. 'dask_jobqueue.SLURMCluster'."
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ExecutorError(
+            f"The dask cluster_class {path!r} cannot be imported ({exc}); install the package "
+            "that provides it (e.g. pip install dask-jobqueue) or fix the name."
+        ) from exc
+    cluster_class = getattr(module, attribute, None)
+    if not isinstance(cluster_class, type):
+        raise ExecutorError(
+            f"The dask cluster_class {path!r} names no class in {module_name}; check the "
+            "spelling of the class name."
+        )
+    return cluster_class
+
+
+def start_local_cluster(
+    n_workers: int, threads_per_worker: int = 1, *, allowed_failures: int | None = None
+) -> Any:
+    """A ``LocalCluster`` of ``n_workers`` worker processes, on loopback, logs quiet."""
+    distributed = _distributed()
+    import dask
+
+    settings: dict[str, Any] = {}
+    if allowed_failures is not None:
+        # Read when the scheduler starts; LocalCluster runs its scheduler in this process.
+        settings["distributed.scheduler.allowed-failures"] = int(allowed_failures)
+    try:
+        with dask.config.set(settings):
+            return distributed.LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                host="127.0.0.1",
+                # Scheduler and workers always serve HTTP (health, metrics); without an
+                # address they would listen on every interface.
+                dashboard_address=None,
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                worker_dashboard_address="127.0.0.1:0",
+                silence_logs=logging.ERROR,
+            )
+    except Exception as exc:
+        raise ExecutorError(
+            f"The dask executor could not start a local cluster of {n_workers} workers: "
+            f"{exc}; try fewer workers or check that 127.0.0.1 ports can be bound."
+        ) from exc
+
+
+class DaskExecutor(BaseExecutor):
+    """Calls as tasks of a Dask cluster, bridged to ``concurrent.futures`` futures."""
+
+    name = "dask"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        address: str | None = None,
+        scheduler_file: str | None = None,
+        cluster_class: str | None = None,
+        cluster_kwargs: dict[str, Any] | None = None,
+        scale: int | None = None,
+        n_workers: int | None = None,
+        threads_per_worker: int = 1,
+        allowed_failures: int | None = None,
+        timeout: float = 10.0,
+        client: Any = None,
+        cluster: Any = None,
+    ) -> None:
+        super().__init__()
+        distributed = _distributed()
+        self._owned_cluster: Any = None
+        self._owns_client = client is None
+        self._pending: dict[str, tuple[Any, Future[Any]]] = {}
+        self._lock = threading.Lock()
+        if client is not None:
+            self.client = client
+        elif cluster is not None:
+            self.client = self._connect(distributed, cluster, timeout=timeout)
+        elif address is not None or scheduler_file is not None:
+            self.client = self._connect(
+                distributed, address, scheduler_file=scheduler_file, timeout=timeout
+            )
+        else:
+            if cluster_class is not None:
+                # An explicit worker count (``--workers``) also says how far to scale.
+                self._owned_cluster = self._start_cluster(
+                    cluster_class, cluster_kwargs, scale or workers
+                )
+            else:
+                count = workers if workers is not None else n_workers
+                if count is not None and int(count) < 1:
+                    raise ExecutorError(
+                        f"The dask executor needs at least one worker, got {count}; pass a "
+                        "positive number or leave it unset for one per core."
+                    )
+                if count is None:
+                    from databacked.config import default_workers
+
+                    count = default_workers()
+                self._owned_cluster = start_local_cluster(
+                    int(count), threads_per_worker, allowed_failures=allowed_failures
+                )
+            try:
+                self.client = self._connect(distributed, self._owned_cluster, timeout=timeout)
+            except ExecutorError:
+                self._owned_cluster.close()
+                raise
+        self.address: str = str(self.client.scheduler.address)
+        self.max_workers = self._count_threads(scale or workers, threads_per_worker)
+
+    @property
+    def cluster(self) -> Any:
+        """The cluster object behind the client, if there is one in this process."""
+        return self._owned_cluster if self._owned_cluster is not None else self.client.cluster
+
+    def _start_cluster(self, path: str, kwargs: dict[str, Any] | None, scale: int | None) -> Any:
+        cluster_class = import_cluster_class(path)
+        try:
+            cluster = cluster_class(**(kwargs or {}))
+        except Exception as exc:
+            raise ExecutorError(
+                f"The dask executor could not start {path} with {sorted(kwargs or {})}: {exc}; "
+                "check cluster_kwargs against that class's documentation."
+            ) from exc
+        if scale:
+            try:
+                cluster.scale(int(scale))
+            except Exception as exc:
+                cluster.close()
+                raise ExecutorError(
+                    f"The dask executor could not scale {path} to {scale} workers: {exc}; "
+                    "check that the batch system accepts the generated job script."
+                ) from exc
+        return cluster
+
+    @staticmethod
+    def _connect(
+        distributed: Any, target: Any, *, scheduler_file: str | None = None, timeout: float
+    ) -> Any:
+        if scheduler_file is not None:
+            _wait_for_file(scheduler_file, timeout)
+        try:
+            return distributed.Client(
+                target, scheduler_file=scheduler_file, timeout=timeout, set_as_default=False
+            )
+        except Exception as exc:
+            where = f"named in {scheduler_file}" if scheduler_file else f"at {target}"
+            if not isinstance(target, str | None):
+                where = f"of {type(target).__name__}"
+            raise ExecutorError(
+                f"Cannot reach the dask scheduler {where} within {timeout:g} s: {exc}. "
+                "Check that `dask scheduler` runs there and that this machine can reach it."
+            ) from exc
+
+    def _count_threads(self, scale: int | None, threads_per_worker: int) -> int:
+        # Workers of a batch-system cluster may still be queued; count what was asked for.
+        try:
+            running = sum(self.client.nthreads().values())
+        except Exception:
+            running = 0
+        return max(1, running, int(scale or 0) * threads_per_worker)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` as one task; each submission gets its own key."""
+        self._check_open()
+        label = getattr(fn, "__name__", "call")
+        if fn is run_batch and args:
+            label = f"batch-{getattr(args[0], '__name__', 'call')}"
+        # Our own unique key: identical calls (a retried call, a no-op step) must each run,
+        # never be merged into one task by dask's content-based keys.
+        key = f"databacked-{label}-{uuid.uuid4().hex}"
+        try:
+            dask_future = self.client.submit(
+                fn, *[_unwrap(arg) for arg in args], key=key, pure=False
+            )
+        except Exception as exc:
+            raise ExecutorError(
+                f"The dask executor could not submit {label} to the scheduler at "
+                f"{self.address}: {exc}; check that the scheduler is still running."
+            ) from exc
+        outer: Future[Any] = Future()
+        outer.set_running_or_notify_cancel()
+        outer.dask_future = dask_future  # type: ignore[attr-defined]  # see the module doc
+        with self._lock:
+            # Dask forgets a task whose last future is garbage; hold it until it is done.
+            self._pending[key] = (dask_future, outer)
+        dask_future.add_done_callback(lambda done: self._deliver(key, done, outer))
+        return outer
+
+    def submit_batch(self, fn: Callable[..., Any], batch: Sequence[tuple[Any, ...]]) -> Future[Any]:
+        """One dask task running ``fn`` over ``batch``; per-item failures via ``run_batch``."""
+        return self.submit(run_batch, fn, list(batch))
+
+    def _deliver(self, key: str, done: Any, outer: Future[Any]) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+        try:
+            if done.status == "finished":
+                outer.set_result(done.result())
+                return
+            error = done.exception() if done.status == "error" else None
+        except Exception as exc:  # fetching the result itself failed (worker or scheduler gone)
+            error = exc
+        with contextlib.suppress(InvalidStateError):  # already settled by close()
+            outer.set_exception(self._translate(error))
+
+    def _translate(self, error: BaseException | None) -> BaseException:
+        from distributed.scheduler import KilledWorker
+
+        if isinstance(error, KilledWorker):
+            wrapped = ExecutorError(
+                f"The workers of the dask executor (scheduler {self.address}) died while "
+                "running this call, more often than the scheduler's allowed-failures "
+                "allows; the call may use too much memory or crash its process."
+            )
+        elif error is None or type(error).__module__.startswith(("distributed", "asyncio")):
+            wrapped = ExecutorError(
+                f"The dask executor lost this call (scheduler {self.address}): "
+                f"{error or 'cancelled'}; check that the scheduler and its workers still run."
+            )
+        else:
+            return error  # the step's own exception, with its own type
+        wrapped.__cause__ = error
+        return wrapped
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            pending, self._pending = list(self._pending.values()), {}
+        if pending:
+            self.client.cancel([dask_future for dask_future, _ in pending])
+        for _, outer in pending:
+            with contextlib.suppress(InvalidStateError):  # it finished meanwhile
+                outer.set_exception(
+                    ExecutorError("The dask executor was closed before this call finished.")
+                )
+        if self._owns_client:
+            self.client.close()
+        if self._owned_cluster is not None:
+            self._owned_cluster.close()
+
+    def __repr__(self) -> str:
+        return f"<DaskExecutor {self.address} max_workers={self.max_workers}>"
+
+
+def _wait_for_file(path: str, timeout: float) -> None:
+    """Wait for a scheduler file a starting scheduler will write; ``Client`` would wait forever."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise ExecutorError(
+                f"The dask scheduler file {path} does not exist (waited {timeout:g} s); start "
+                f"`dask scheduler --scheduler-file {path}` first, or correct the path."
+            )
+        time.sleep(0.1)
+
+
+def _unwrap(arg: Any) -> Any:
+    """A future returned by this executor becomes its dask future, resolved on the worker."""
+    dask_future = getattr(arg, "dask_future", None) if isinstance(arg, Future) else None
+    return dask_future if dask_future is not None else arg
+
+
+__all__ = ["DaskExecutor", "import_cluster_class", "start_local_cluster"]
