@@ -116,9 +116,8 @@ class Format:
             elif self.needs_seek:
                 with _spool(value) as spool:
                     metadata = self._write(value, spool)
-                    spool.seek(0)
                     with store.writer(path) as target:
-                        shutil.copyfileobj(spool, target, _BLOCK)
+                        _copy(spool, target)
             else:
                 with store.writer(path) as target:
                     metadata = self._write(value, target)
@@ -168,6 +167,20 @@ def _spool(value: Any) -> Any:
         return io.BytesIO()
     # tifffile wants a named file; deleted on close, so nothing is left behind
     return tempfile.NamedTemporaryFile(prefix=".databacked-tmp-")
+
+
+def _copy(spool: Any, target: Any) -> None:
+    """Spooled bytes into the store writer; from memory as views, never copied again."""
+    if isinstance(spool, io.BytesIO):
+        view = spool.getbuffer()
+        try:
+            for start in range(0, len(view), _BLOCK):
+                target.write(view[start : start + _BLOCK])
+        finally:
+            view.release()
+    else:
+        spool.seek(0)
+        shutil.copyfileobj(spool, target, _BLOCK)
 
 
 def corrupt(fmt: Format, store: Store, path: str, exc: BaseException) -> FormatError:
