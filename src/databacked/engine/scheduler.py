@@ -342,8 +342,20 @@ class Scheduler:
                     self._set(state, "cached")
         rest = [s for s in waiting if s.status != "cached"]
         if rest:
+            self._break_dead_leases([s.key for s in rest])
             time.sleep(POLL)
             self._lease_and_submit(rest)
+
+    def _break_dead_leases(self, keys: list[str]) -> None:
+        """Leases of a driver on this host whose process is gone are released at once,
+        so a resume after ``kill -9`` does not wait for their time-to-live."""
+        host = socket.gethostname()
+        dead: dict[str, list[str]] = {}
+        for key, lease in self.catalog.leases_of_others(keys, self.owner).items():
+            if lease.host == host and lease.pid and not _alive(lease.pid):
+                dead.setdefault(lease.owner, []).append(key)
+        for owner, owned in dead.items():
+            self.catalog.release(owned, owner)
 
     def _flush(self) -> None:
         if not self.to_record or self.dry_run:
@@ -407,6 +419,16 @@ class Scheduler:
     def _emit(self, state: CallState, status: str, *, error: str | None = None) -> None:
         if self.progress is not None:
             self.progress(CallEvent(state.step.name, state.key, status, state.seconds, error))  # type: ignore[arg-type]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _chunk_size(n: int, workers: int, batch: int | None) -> int:
