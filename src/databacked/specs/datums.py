@@ -220,17 +220,22 @@ def _glob_matches(
     """(match, files under it) per matched path; a match inside a matched folder is its."""
     if not listing:
         return
-    under: dict[str, list[tuple[str, FileInfo]]] = {"/": listing}
+    under: dict[str, list[tuple[str, FileInfo]]] = {}
     for rel, info in listing:
         parts = rel.split("/")
         for depth in range(1, len(parts) + 1):
             under.setdefault("/" + "/".join(parts[:depth]), []).append((rel, info))
     matched: set[str] = set()
-    for candidate in sorted(under, key=lambda c: (c.count("/") if c != "/" else 0, c)):
+    if compiled.glob == "/":  # the whole repo is one datum
+        match = compiled.regex.match("/")
+        assert match is not None
+        yield match, listing
+        return
+    for candidate in sorted(under, key=lambda c: (c.count("/"), c)):
         match = compiled.regex.match(candidate)
         if match is None:
             continue
-        if candidate != "/" and ("/" in matched or _ancestor_matched(candidate, matched)):
+        if _ancestor_matched(candidate, matched):
             continue
         matched.add(candidate)
         yield match, under[candidate]

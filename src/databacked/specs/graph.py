@@ -23,7 +23,7 @@ def spec_order(specs: Sequence[Spec], store: Store | None = None) -> list[Spec]:
             for repo in spec.input_repos():
                 if repo not in by_name and not _repo_exists(store, repo):
                     raise SpecError(
-                        f"{spec.origin}: repo '{repo}' does not exist in {store}; "
+                        f"{spec.origin}: repo '{repo}' does not exist in {store.url}; "
                         "create the folder or fix the spec."
                     )
     sorter = graphlib.TopologicalSorter(graph)
