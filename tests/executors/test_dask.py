@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import databacked as db
 from databacked.config import DaskSettings
 from databacked.errors import ExecutorError
 from databacked.executors import Executor, get_executor
@@ -30,6 +31,43 @@ from databacked.executors.dask import (  # noqa: E402  (after the skip: needs di
 )
 
 DASK_CLI = Path(sys.executable).with_name("dask")
+
+
+@db.step(target="squares/{x}.json")
+def square(x: int) -> dict:
+    return {"x": x, "square": x * x}
+
+
+@db.step(target="survivors/{x}.json")
+def survivor(x: int, marker: str) -> int:
+    """Kills the worker process it runs in, once: the first time x == 0 runs."""
+    if x == 0 and not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+@db.step(target="total.json")
+def total(items: list) -> int:
+    return sum(item["square"] for item in items)
+
+
+@db.pipeline
+def squares(xs: list) -> Any:
+    return total(square.map(x=xs))
+
+
+@db.pipeline
+def survivors(xs: list, marker: str) -> Any:
+    return survivor.map(x=xs, marker=[marker] * len(xs))
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        path.relative_to(folder).as_posix(): db.hash_file(path)
+        for path in sorted(folder.rglob("*.json"))
+        if ".databacked" not in path.parts
+    }
 
 
 def kill_myself() -> None:
@@ -83,6 +121,36 @@ class TestDaskLocalCluster(ExecutorContract):
         executor = DaskExecutor(cluster=local_cluster)
         executor.close()
         assert local_cluster.status.name == "running"
+
+
+def test_pipeline_on_dask_matches_inline_byte_for_byte(local_cluster: Any, tmp_path: Path) -> None:
+    xs = list(range(6))
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    inline = db.run(squares, xs, store=tmp_path / "inline", catalog=catalog, executor="inline")
+    with DaskExecutor(cluster=local_cluster) as executor:
+        on_dask = db.run(squares, xs, store=tmp_path / "dask", catalog=catalog, executor=executor)
+    assert inline.ok and on_dask.ok
+    assert on_dask.value.load() == inline.value.load() == sum(x * x for x in xs)
+    assert len(_hashes(tmp_path / "dask")) == len(xs) + 1
+    assert _hashes(tmp_path / "dask") == _hashes(tmp_path / "inline")
+
+
+def test_worker_killed_mid_run_and_the_run_completes(local_cluster: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "killed-once"
+    with DaskExecutor(cluster=local_cluster) as executor:
+        result = db.run(
+            survivors,
+            list(range(4)),
+            str(marker),
+            store=tmp_path / "data",
+            catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
+            executor=executor,
+        )
+        # The nanny restarts the killed worker; wait so later tests see two workers again.
+        executor.client.wait_for_workers(2, timeout=TIMEOUT)
+    assert marker.exists(), "the step never killed its worker"
+    assert result.ok, result.summary()
+    assert [artifact.load() for artifact in result.value] == [0, 1, 2, 3]
 
 
 def test_dask_starts_and_closes_its_own_cluster() -> None:
