@@ -337,6 +337,8 @@ def classify(states: list[CallState], store: Any, catalog: Any, verify: bool) ->
 
 def _output_problem(row: Any, infos: dict[str, Any], store: Any, verify: bool) -> str:
     for artifact in row.outputs.values():
+        if artifact.store and artifact.store != store.url:
+            return "output missing"  # computed into another store: not here
         info = infos.get(artifact.path)
         if info is None:
             return "output missing"
