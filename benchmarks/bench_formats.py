@@ -75,7 +75,7 @@ def _images(tmp: Path) -> list[dict[str, Any]]:
     load, read = _pair(lambda: db.load(ours_path), lambda: tifffile.imread(raw_path))
     rows = [
         _row(f"db.save OME-TIFF 2x2048x2048 uint16 ({mb:.0f} MB)", save, "tifffile.imwrite", write),
-        _row("db.load OME-TIFF (bioio)", load, "tifffile.imread", read),
+        _row("db.load OME-TIFF", load, "tifffile.imread", read),
     ]
     chunks = (1, 1024, 1024)
     zfmt = db.OmeZarr(dims="CYX", chunks=chunks)
@@ -91,7 +91,7 @@ def _images(tmp: Path) -> list[dict[str, Any]]:
     zload, zread = _pair(lambda: db.load(zours), lambda: zarr.open_array(zraw, mode="r")[:])
     rows += [
         _row("db.save OME-Zarr 2x2048x2048 uint16", zsave, "zarr array write", zwrite),
-        _row("db.load OME-Zarr (bioio)", zload, "zarr array read", zread),
+        _row("db.load OME-Zarr", zload, "zarr array read", zread),
     ]
     return rows
 

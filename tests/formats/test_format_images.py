@@ -12,7 +12,7 @@ import pytest
 import tifffile
 from bioio import BioImage
 
-from databacked.errors import FormatError
+from databacked.errors import CorruptFileError, FormatError
 from databacked.formats import OmeTiff, OmeZarr, Png, Tiff
 from databacked.store import Store
 from databacked.testing.format_contract import FormatContract
@@ -185,3 +185,21 @@ def test_png_rgb_uint8_is_written_as_is(tmp_path: Path) -> None:
     np.testing.assert_array_equal(Png().read(store, "rgb.png"), rgb)
     with pytest.raises(FormatError, match="not valid"):
         Png(percentiles=(50, 10))
+
+
+def test_reading_in_other_dims_reorders_or_pads(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    OmeTiff(dims="CZYX").write(_stack(), store, "c.ome.tiff")
+    swapped = OmeTiff(dims="ZCYX").read(store, "c.ome.tiff")
+    np.testing.assert_array_equal(swapped, _stack().transpose(1, 0, 2, 3))
+    OmeZarr(dims="ZYX").write(_stack()[0], store, "z.ome.zarr")
+    padded = OmeZarr(dims="CZYX").read(store, "z.ome.zarr")  # through bioio
+    np.testing.assert_array_equal(padded, _stack()[:1])
+
+
+def test_truncated_tiff_is_a_corrupt_file_error(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    OmeTiff(dims="CZYX").write(_stack(), store, "t.ome.tiff")
+    store.put_bytes("t.ome.tiff", store.read_bytes("t.ome.tiff")[:100])
+    with pytest.raises(CorruptFileError, match=r"t\.ome\.tiff"):
+        OmeTiff().read(store, "t.ome.tiff")
