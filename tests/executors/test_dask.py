@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,12 @@ class TestDaskLocalCluster(ExecutorContract):
         assert executor.submit(add, upstream, 10).result(timeout=TIMEOUT) == 13
         remote = executor.client.submit(add, 20, 1, pure=False)
         assert executor.submit(add, remote, 1).result(timeout=TIMEOUT) == 22
+
+    def test_unpicklable_argument_fails_its_call_only(self, executor: Executor) -> None:
+        future = executor.submit(str, threading.Lock())
+        with pytest.raises(ExecutorError, match="could not serialise str"):
+            future.result(timeout=TIMEOUT)
+        assert executor.submit(add, 1, 2).result(timeout=TIMEOUT) == 3
 
     def test_close_leaves_a_given_cluster_running(self, local_cluster: Any) -> None:
         executor = DaskExecutor(cluster=local_cluster)

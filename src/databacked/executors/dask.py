@@ -237,23 +237,40 @@ class DaskExecutor(BaseExecutor):
         # Our own unique key: identical calls (a retried call, a no-op step) must each run,
         # never be merged into one task by dask's content-based keys.
         key = f"databacked-{label}-{uuid.uuid4().hex}"
+        outer: Future[Any] = Future()
+        outer.set_running_or_notify_cancel()
         try:
             dask_future = self.client.submit(
                 fn, *[_unwrap(arg) for arg in args], key=key, pure=False
             )
         except Exception as exc:
-            raise ExecutorError(
-                f"The dask executor could not submit {label} to the scheduler at "
-                f"{self.address}: {exc}; check that the scheduler is still running."
-            ) from exc
-        outer: Future[Any] = Future()
-        outer.set_running_or_notify_cancel()
+            # Like a process pool: the call fails, the run goes on with the other calls.
+            outer.set_exception(self._submit_error(label, exc))
+            return outer
         outer.dask_future = dask_future  # type: ignore[attr-defined]  # see the module doc
         with self._lock:
             # Dask forgets a task whose last future is garbage; hold it until it is done.
             self._pending[key] = (dask_future, outer)
         dask_future.add_done_callback(lambda done: self._deliver(key, done, outer))
         return outer
+
+    def _submit_error(self, label: str, exc: Exception) -> ExecutorError:
+        root: BaseException = exc
+        while root.__cause__ is not None or root.__context__ is not None:
+            root = root.__cause__ or root.__context__  # type: ignore[assignment]
+        if isinstance(exc, TypeError) and "serializ" in str(exc):
+            error = ExecutorError(
+                f"The dask executor could not serialise {label} or its arguments for the "
+                f"workers ({root}); pass picklable values, or create unpicklable objects "
+                "(locks, open files, connections) inside the step."
+            )
+        else:
+            error = ExecutorError(
+                f"The dask executor could not submit {label} to the scheduler at "
+                f"{self.address}: {exc}; check that the scheduler is still running."
+            )
+        error.__cause__ = exc
+        return error
 
     def submit_batch(self, fn: Callable[..., Any], batch: Sequence[tuple[Any, ...]]) -> Future[Any]:
         """One dask task running ``fn`` over ``batch``; per-item failures via ``run_batch``."""
@@ -281,7 +298,9 @@ class DaskExecutor(BaseExecutor):
                 "running this call, more often than the scheduler's allowed-failures "
                 "allows; the call may use too much memory or crash its process."
             )
-        elif error is None or type(error).__module__.startswith(("distributed", "asyncio")):
+        elif error is None or type(error).__module__.startswith(
+            ("distributed", "asyncio", "concurrent.futures")
+        ):
             wrapped = ExecutorError(
                 f"The dask executor lost this call (scheduler {self.address}): "
                 f"{error or 'cancelled'}; check that the scheduler and its workers still run."
