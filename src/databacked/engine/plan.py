@@ -8,7 +8,6 @@ input: cache hits are decided from the catalog and ``stat`` calls alone.
 from __future__ import annotations
 
 import os
-import string
 import sys
 import time
 from dataclasses import dataclass, field
@@ -71,6 +70,8 @@ class CallState:
 def render_targets(state: CallState, store: Any) -> None:
     """Render what can be rendered now (``{key}`` waits for the key); check for escapes."""
     step = state.node.step
+    if len(state.targets) == len(step.targets) and (state.key or not step.key_targets):
+        return
     for name, template in step.targets.items():
         if name in state.targets and state.targets[name] is not None:
             continue
@@ -78,7 +79,7 @@ def render_targets(state: CallState, store: Any) -> None:
             state.targets[name] = None
             continue
         if isinstance(template, str):
-            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+            fields = step.template_fields(template)
             if "key" in fields and not state.key:
                 continue
             values = {"step": step.name, "key": state.key}
@@ -330,7 +331,8 @@ def classify(states: list[CallState], store: Any, catalog: Any, verify: bool) ->
             state.status, state.reason = "run", problem
         else:
             state.status, state.reason = "cached", ""
-            state.records = {name: to_record(a) for name, a in row.outputs.items()}
+            # catalog rows carry what dependants and Artifacts need (path, hash, format...)
+            state.records = dict(row.outputs)
     if need_history:
         _reasons(need_history, store, catalog)
 

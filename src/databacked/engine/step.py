@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import string
 import sys
 import typing
 from collections.abc import Callable, Mapping
@@ -63,7 +64,22 @@ class Step:
         self.signature = inspect.signature(fn)
         self._fingerprint: str | None = None
         self._files: set[str] | None = None
+        self._fields: dict[str, frozenset[str]] = {}
         functools.update_wrapper(self, fn)
+
+    @functools.cached_property
+    def key_targets(self) -> bool:
+        """True when a target template uses ``{key}`` (rendered once the key is known)."""
+        return any(
+            isinstance(t, str) and "key" in self.template_fields(t) for t in self.targets.values()
+        )
+
+    def template_fields(self, template: str) -> frozenset[str]:
+        fields = self._fields.get(template)
+        if fields is None:
+            fields = frozenset(f for _, f, _, _ in string.Formatter().parse(template) if f)
+            self._fields[template] = fields
+        return fields
 
     @property
     def output_names(self) -> list[str]:
