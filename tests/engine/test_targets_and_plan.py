@@ -107,3 +107,24 @@ def test_previously_failed_reason(write_module, where, monkeypatch) -> None:
     planned = db.plan(mod.chain, 5, **where).calls
     assert planned.reason[0] == "previously failed"
     assert db.run(mod.chain, 5, executor="inline", **where).ok
+
+
+UNCACHED = """
+import databacked as db
+
+@db.step(target="always.json", cache=False)
+def always(thing) -> int:
+    return 1
+
+@db.pipeline
+def once(thing):
+    return always(thing)
+"""
+
+
+def test_cache_false_always_runs_and_accepts_unhashable(write_module, where) -> None:
+    mod = write_module("uncached", UNCACHED)
+    for _ in range(2):
+        result = db.run(mod.once, object(), executor="inline", **where)
+        assert result.counts()["ran"] == 1, result.summary()
+    assert json.loads(Path(where["store"], "always.json").read_text()) == 1
