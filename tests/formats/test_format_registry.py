@@ -155,3 +155,16 @@ def test_without_the_plugin_its_name_is_unknown() -> None:
     registry.reset_plugins()
     with pytest.raises(UnknownFormatError):
         get_format("upper-text")
+
+
+def test_other_microscopy_files_are_read_through_bioio(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert resolve_format("scan.czi").name == "image"
+    with pytest.raises(UnknownFormatError):
+        resolve_format("scan.czi", value=np.zeros((2, 2)))  # read-only: no writer for .czi
+    # the generic bioio path on a file bioio's tifffile plugin reads: TCZYX, lazily or not
+    Tiff().write(np.arange(12, dtype=np.uint8).reshape(3, 4), store, "plain.tif")
+    image = get_format("image")
+    assert image.read(store, "plain.tif").shape == (1, 1, 1, 3, 4)
+    assert image.read(store, "plain.tif", lazy=True).compute().sum() == 66
+    assert image.read_metadata(store, "plain.tif")["shape"] == [1, 1, 1, 3, 4]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from databacked.errors import DatabackedError
+from databacked.formats.base import Format
 
 _READERS = {"ome-tiff": "bioio_ome_tiff", "ome-zarr": "bioio_ome_zarr", "tiff": "bioio_tifffile"}
 
@@ -86,24 +87,21 @@ def image_metadata(image: Any) -> dict[str, Any]:
 __all__ = ["AnyImage", "bioimage", "image_metadata", "is_array", "location", "read_image"]
 
 
-class AnyImage:
-    """Read-only: any image file bioio can read (.czi, .nd2, .lif...), as (T, C, Z, Y, X)."""
+class AnyImage(Format):
+    """Read-only: any image file a bioio plugin reads (.czi, .nd2, .lif...), as (T, C, Z, Y, X).
+
+    Install the matching bioio plugin (e.g. ``bioio-czi``) for the file type.
+    """
 
     name = "image"
-    extensions: tuple[str, ...] = ()
-    directory = False
 
-    def spec(self) -> dict[str, Any]:
-        return {"name": self.name}
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> AnyImage:
-        return cls()
+    def __init__(self) -> None:
+        super().__init__()
 
     def accepts(self, value: Any) -> bool:
         return False
 
-    def write(self, value: Any, store: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         from databacked.errors import FormatError
 
         raise FormatError(

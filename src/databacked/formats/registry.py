@@ -24,7 +24,10 @@ BUILTIN: dict[str, type[Format]] = {
 # Extensions that never choose a format by themselves (loading code from a file is opt-in).
 OPT_IN_EXTENSIONS = (".pkl", ".pickle")
 # Extensions bioio reads (through its plugins) that we have no writer for.
-_READ_ONLY_IMAGES = (".czi", ".nd2", ".lif", ".ims", ".dv", ".oib", ".oir", ".vsi", ".lsm")
+_READ_ONLY_IMAGES = (
+    ".czi", ".nd2", ".lif", ".ims", ".dv", ".r3d", ".oib", ".oif", ".oir", ".vsi", ".lsm",
+    ".sldy", ".svs", ".ndpi", ".scn", ".qptiff", ".jpg", ".jpeg", ".bmp", ".gif",
+)  # fmt: skip
 
 # name -> class of loaded plugins, under the key "loaded" once the entry points were read
 _plugins: dict[str, dict[str, type[Format]]] = {}
@@ -128,7 +131,12 @@ def resolve_format(path: str | None, value: Any = None, format: Any = None) -> F
                 f"{path!r} is a pickle file, which runs code when loaded, so it is never "
                 "chosen by default; pass format=db.Pickle() to opt in."
             )
-        if value is None and lower.endswith(_READ_ONLY_IMAGES):
+        if lower.endswith(_READ_ONLY_IMAGES):
+            if value is not None:
+                raise UnknownFormatError(
+                    f"{path!r} has an image extension databacked reads (through bioio) but "
+                    "cannot write; write images as .ome.tiff, .ome.zarr or .png instead."
+                )
             from databacked.formats.images import AnyImage
 
             return AnyImage()
