@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from databacked.engine import keys
+from databacked.engine.files import FileHasher
 from databacked.engine.graph import CallNode, Handle, MapResult, has_handles
 from databacked.engine.worker import InputSpec, OutputSpec
 from databacked.errors import (
-    ArtifactNotFound,
     PathEscapeError,
     PipelineError,
     TargetConflictError,
     TargetEscapeError,
     UnhashableValueError,
 )
-from databacked.hashing import combine, hash_file, hash_value
+from databacked.hashing import combine, hash_value
 
 RACY_NS = 2_000_000_000
 """Input files modified less than this long ago are re-hashed rather than trusted by stat."""
@@ -252,169 +251,11 @@ def output_specs(state: CallState) -> dict[str, OutputSpec]:
     return out
 
 
-class FileHasher:
-    """Content hashes of ``db.File`` inputs, through the catalog's stat cache."""
-
-    def __init__(self, catalog: Any) -> None:
-        self.catalog = catalog
-        self.memo: dict[str, str] = {}
-        self.known: dict[str, tuple[str, str]] = {}
-        self.fresh: list[tuple[str, str, int, str]] = []
-
-    def prefetch(self, states: list[CallState]) -> None:
-        """One stat-cache query for the local input files of many calls."""
-        paths = set()
-        for state in states:
-            for name in state.node.step.file_params():
-                value = state.node.args.get(name)
-                if value is not None and "://" not in str(value):
-                    paths.add(os.path.abspath(str(value)))
-        paths -= set(self.known)
-        if paths:
-            self.known.update(self.catalog.stat_cache_get(LOCAL_FILES, paths))
-
-    def flush(self) -> None:
-        """Remember the files hashed since the last flush, in one write."""
-        if self.fresh:
-            rows, self.fresh = self.fresh, []
-            self.catalog.stat_cache_put(LOCAL_FILES, rows)
-
-    def hash(self, path: str, step: str, param: str) -> str:
-        if path in self.memo:
-            return self.memo[path]
-        if "://" in path:
-            digest = hash_file(path)
-        else:
-            absolute = os.path.abspath(path)
-            try:
-                st = os.stat(absolute)
-            except FileNotFoundError as exc:
-                raise ArtifactNotFound(
-                    f"Input file {path!r} (parameter {param!r} of step {step!r}) does not "
-                    "exist; check the path or create the file before running."
-                ) from exc
-            stamp = f"m:{st.st_mtime_ns}:{st.st_ino}:{st.st_size}"
-            if absolute not in self.known:
-                self.known.update(self.catalog.stat_cache_get(LOCAL_FILES, [absolute]))
-            cached = self.known.get(absolute)
-            if cached is not None and cached[0] == stamp:
-                digest = cached[1]
-            else:
-                digest = hash_file(absolute)
-                # A file changed within the filesystem's timestamp tick keeps its mtime
-                # ("racy" stat, as git calls it): remember only files older than that.
-                if time.time_ns() - st.st_mtime_ns > RACY_NS:
-                    self.known[absolute] = (stamp, digest)
-                    self.fresh.append((absolute, stamp, st.st_size, digest))
-        self.memo[path] = digest
-        return digest
-
-
-# -- cache hits and reasons -----------------------------------------------------------------
-
-
-def classify(states: list[CallState], store: Any, catalog: Any, verify: bool) -> None:
-    """Mark each keyed call ``cached`` or ``run`` with a reason (batched catalog + stat)."""
-    cacheable = [s for s in states if s.step.cache and s.step.persist]
-    found = catalog.lookup([s.key for s in cacheable]) if cacheable else {}
-    paths = [a.path for s in cacheable if s.key in found for a in found[s.key].outputs.values()]
-    infos = store.infos(paths) if paths else {}
-    need_history: list[CallState] = []
-    for state in states:
-        row = found.get(state.key)
-        if row is None:
-            state.status, state.reason = "run", ""
-            need_history.append(state)
-            continue
-        problem = _output_problem(row, infos, store, verify)
-        if problem:
-            state.status, state.reason = "run", problem
-        else:
-            state.status, state.reason = "cached", ""
-            # catalog rows carry what dependants and Artifacts need (path, hash, format...)
-            state.records = dict(row.outputs)
-    if need_history:
-        _reasons(need_history, store, catalog)
-
-
-def _output_problem(row: Any, infos: dict[str, Any], store: Any, verify: bool) -> str:
-    for artifact in row.outputs.values():
-        if artifact.store and artifact.store != store.url:
-            return "output missing"  # computed into another store: not here
-        info = infos.get(artifact.path)
-        if info is None:
-            return "output missing"
-        if info.size != artifact.size:
-            return "output modified"
-        # a moved stamp (touched, copied back): trust the bytes only after re-hashing
-        rehash = verify or info.stamp != artifact.stamp
-        if rehash and store.hash(artifact.path) != artifact.hash:
-            return "output modified"
-    return ""
-
-
-def _reasons(states: list[CallState], store: Any, catalog: Any) -> None:
-    failed = catalog.last_failures([s.key for s in states])
-    paths = {id(s): next((p for p in s.targets.values() if p), None) for s in states}
-    wanted = [p for p in paths.values() if p]
-    if len(wanted) > MANY:
-        # one listing under the targets' common folder instead of a query per target
-        folder = os.path.commonpath([os.path.dirname(p) or "." for p in wanted])
-        prefix = "" if folder in ("", ".") else folder + "/"
-        rows = catalog.artifacts(store.url, prefix or None)
-        known = {row.path: row.key for row in rows}
-    else:
-        known = {}
-        for path in wanted:
-            row = catalog.artifact_by_path(store.url, path)
-            known[path] = row.key if row is not None else None
-    previous: dict[int, str] = {}
-    for state in states:
-        if state.key in failed:
-            state.reason = "previously failed"
-            continue
-        key = known.get(paths[id(state)] or "")
-        if key:
-            previous[id(state)] = key
-    prior = catalog.lookup(set(previous.values())) if previous else {}
-    for state in states:
-        if state.reason:
-            continue
-        old = prior.get(previous.get(id(state), ""))
-        if old is None:
-            state.reason = "new"
-        elif old.fingerprint != state.step.fingerprint:
-            state.reason = "code changed"
-        elif old.params_hash != state.params_hash:
-            state.reason = "parameters changed"
-        elif state.upstream_ran:
-            state.reason = "upstream changed"
-        else:
-            state.reason = "input changed"
-
-
-def to_record(artifact: Any) -> Any:
-    """An ArtifactRecord from a catalog ArtifactRow."""
-    from databacked.formats.base import ArtifactRecord
-
-    return ArtifactRecord(
-        path=artifact.path,
-        hash=artifact.hash,
-        size=artifact.size,
-        format=artifact.format,
-        stamp=artifact.stamp,
-        metadata=dict(artifact.metadata or {}),
-    )
-
-
 __all__ = [
     "CallState",
-    "FileHasher",
     "check_conflicts",
-    "classify",
     "compute_key",
     "output_specs",
     "render_targets",
-    "to_record",
     "upstream_ready",
 ]

@@ -14,20 +14,21 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
-from databacked.catalog.records import CallRecord, InputRef
+from databacked.catalog.records import CallRecord
+from databacked.engine.cache import classify
 from databacked.engine.events import CallEvent
+from databacked.engine.files import FileHasher
 from databacked.engine.graph import CallNode, ExpandNode, Graph, Handle
 from databacked.engine.plan import (
     CallState,
-    FileHasher,
     check_conflicts,
-    classify,
     compute_key,
     output_specs,
     render_targets,
     upstream_ready,
 )
-from databacked.engine.worker import CallOutcome, CallSpec, InputSpec, run_batch, run_call
+from databacked.engine.records import call_record
+from databacked.engine.worker import CallOutcome, CallSpec, run_batch, run_call
 from databacked.errors import PipelineError
 
 POLL = 0.2
@@ -312,10 +313,10 @@ class Scheduler:
         if outcome.status == "ok":
             state.records, state.value = dict(outcome.records), outcome.value
             if state.step.persist:
-                self.to_record.append(self._record(state, outcome))
+                self.to_record.append(call_record(state, outcome, self.run_id, self.store.url))
             self._set(state, "ran")
             return
-        self.to_record.append(self._record(state, outcome))
+        self.to_record.append(call_record(state, outcome, self.run_id, self.store.url))
         if state.attempts <= state.step.retries:
             state.status = "retry"
             self.retry_at[state.node.id] = time.monotonic() + state.step.retry_delay
@@ -367,37 +368,6 @@ class Scheduler:
         if finished:
             self.catalog.release(finished, self.owner)
             self.leased -= finished
-
-    def _record(self, state: CallState, outcome: CallOutcome) -> CallRecord:
-        inputs: dict[str, list[InputRef | str]] = {}
-        for name, spec in state.inputs.items():
-            items = spec if isinstance(spec, tuple) else (spec,)
-            inputs[name] = [_ref(s) for s in items]
-        for name, hashes in state.input_hashes.items():
-            if name not in inputs:
-                path = state.params.get(name)
-                inputs[name] = [InputRef(hashes[0], str(path) if path is not None else None)]
-        return CallRecord(
-            key=state.key,
-            step=state.step.name,
-            fingerprint=state.step.fingerprint,
-            run_id=self.run_id,
-            status="ok" if outcome.status == "ok" else "failed",
-            store=self.store.url,
-            params_hash=state.params_hash,
-            params=_summary(state.params),
-            inputs=inputs,
-            outputs=dict(outcome.records),
-            started=outcome.started,
-            finished=outcome.finished,
-            host=outcome.host,
-            pid=outcome.pid,
-            stdout=outcome.stdout,
-            stderr=outcome.stderr,
-            error_type=outcome.error_type,
-            error_message=outcome.error_message,
-            traceback=outcome.traceback,
-        )
 
     def _set(self, state: CallState, status: str, *, reason: str = "", error: str = "") -> None:
         state.status = status
@@ -451,21 +421,6 @@ def _item(batch_future: Future[Any], index: int) -> Future[Any]:
 
     batch_future.add_done_callback(copy)
     return item
-
-
-def _ref(spec: InputSpec) -> InputRef:
-    return InputRef(spec.hash, spec.path)
-
-
-def _summary(params: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in params.items():
-        if value is None or isinstance(value, bool | int | float | str):
-            out[name] = value
-        else:
-            text = repr(value)
-            out[name] = text if len(text) <= 200 else text[:197] + "..."
-    return out
 
 
 __all__ = ["Scheduler"]
