@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def invoke(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args), terminal_width=200)
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     return result.output
 

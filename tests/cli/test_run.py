@@ -49,7 +49,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def invoke(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), terminal_width=200)
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
 
 
 def summary_row(output: str, step: str) -> list[str]:
