@@ -123,8 +123,12 @@ def _count_chunk_computes() -> tuple[list[int], Any]:
 
 @pytest.mark.parametrize(
     ("fmt", "name"),
-    [(OmeTiff(dims="CZYX"), "big.ome.tiff"), (OmeZarr(dims="CZYX"), "big.ome.zarr")],
-    ids=["ome-tiff", "ome-zarr"],
+    [
+        (OmeTiff(dims="CZYX"), "big.ome.tiff"),
+        (OmeZarr(dims="CZYX"), "big.ome.zarr"),
+        (Tiff(), "big.tif"),
+    ],
+    ids=["ome-tiff", "ome-zarr", "tiff"],
 )
 def test_dask_array_is_written_without_materialising_it(
     fmt: Any, name: str, tmp_path: Path

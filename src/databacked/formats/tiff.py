@@ -93,11 +93,16 @@ class Tiff(Format):
         import numpy as np
         import tifffile
 
-        data = value if isinstance(value, np.ndarray) else np.asarray(value)
-        tifffile.imwrite(
-            file, data, compression=self.options["compression"], photometric="minisblack"
-        )
-        return {"shape": list(data.shape), "dtype": str(data.dtype)}
+        kwargs: dict[str, Any] = {
+            "compression": self.options["compression"],
+            "photometric": "minisblack",
+        }
+        if isinstance(value, np.ndarray):
+            tifffile.imwrite(file, value, **kwargs)
+        else:  # dask: one plane at a time
+            shape = tuple(value.shape)
+            tifffile.imwrite(file, _pages(value), shape=shape, dtype=value.dtype, **kwargs)
+        return {"shape": [int(n) for n in value.shape], "dtype": str(value.dtype)}
 
     def read(self, store: Any, path: str, *, lazy: bool = False) -> Any:
         if lazy:
