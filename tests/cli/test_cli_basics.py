@@ -158,3 +158,9 @@ def test_console_script_reports_errors_in_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "Error: The pipeline file 'nowhere.py' does not exist; check the path."
     ]
+
+
+def test_demo_command_is_registered(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["demo", "--help"])
+    assert result.exit_code == 0
+    assert "--folder" in result.output

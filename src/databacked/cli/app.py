@@ -85,12 +85,13 @@ def _main(
 
 
 def _register() -> None:
-    from databacked.cli import browse, housekeeping, init, running
+    from databacked.cli import browse, demo, housekeeping, init, running
 
     running.register(app)
     browse.register(app)
     housekeeping.register(app)
     init.register(app)
+    demo.register(app)
 
 
 _register()
