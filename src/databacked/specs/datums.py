@@ -23,7 +23,12 @@ from dataclasses import dataclass, field
 
 from databacked.errors import SpecError
 from databacked.hashing import combine
-from databacked.specs.globs import CompiledGlob, check_references, compile_glob, expand
+from databacked.specs.globs import (
+    CompiledGlob,
+    check_references,
+    compile_glob,
+    key_formatter,
+)
 from databacked.specs.model import Input, PfsInput, Spec
 from databacked.store import STAGING_PREFIX, FileInfo, Store
 
@@ -153,15 +158,19 @@ class _Matcher:
             return self._join([self._keyed(k, "join_on") for k in kids])
         return self._group([self._keyed(k, "group_by") for k in kids])
 
-    def pfs(self, p: PfsInput, key_template: str | None) -> list[_Raw]:
+    def pfs(self, p: PfsInput, key_field: str | None) -> list[_Raw]:
         compiled = compile_glob(p.glob, p.names)
-        if key_template is not None:
-            check_references(key_template, compiled, "join_on/group_by")
+        template = None
+        if key_field is not None:
+            key_template = getattr(p, key_field)
+            check_references(key_template, compiled, key_field)
+            template = key_formatter(key_template, compiled)
         listing = self._listing(p.repo)
         out = []
+        repo, name = p.repo, p.input_name
         for match, files in _glob_matches(compiled, listing):
-            refs = tuple(_Ref(p.repo, p.input_name, rel, info) for rel, info in files)
-            key = expand(key_template, compiled, match) if key_template is not None else None
+            refs = tuple(_Ref(repo, name, rel, info) for rel, info in files)
+            key = template.format(*match.groups("")) if template is not None else None
             out.append(_Raw(refs, compiled.attributes(match), key))
         if not out:
             where = f" of pipeline '{self.pipeline}'" if self.pipeline else ""
@@ -180,7 +189,7 @@ class _Matcher:
                 f"each member of a {kind} in pipeline '{self.pipeline}' must be a pfs input "
                 f"with '{key_field}'; fix the spec."
             )
-        return inp.pfs, self.pfs(inp.pfs, getattr(inp.pfs, key_field))
+        return inp.pfs, self.pfs(inp.pfs, key_field)
 
     def _join(self, members: list[tuple[PfsInput, list[_Raw]]]) -> list[_Raw]:
         by_key = [_by_key(raws) for _p, raws in members]
@@ -207,7 +216,9 @@ class _Matcher:
             for info in self.store.list(repo):
                 rel = info.path[len(prefix) :] if info.path.startswith(prefix) else info.path
                 # Writes in progress and databacked's own object area are not repo content.
-                if any(seg.startswith((STAGING_PREFIX, ".databacked")) for seg in rel.split("/")):
+                if ".databacked" in rel and any(
+                    seg.startswith((STAGING_PREFIX, ".databacked")) for seg in rel.split("/")
+                ):
                     continue
                 found.append((rel, info))
             self._listings[repo] = sorted(found, key=lambda pair: pair[0])
@@ -220,22 +231,29 @@ def _glob_matches(
     """(match, files under it) per matched path; a match inside a matched folder is its."""
     if not listing:
         return
-    under: dict[str, list[tuple[str, FileInfo]]] = {}
-    for rel, info in listing:
-        parts = rel.split("/")
-        for depth in range(1, len(parts) + 1):
-            under.setdefault("/" + "/".join(parts[:depth]), []).append((rel, info))
-    matched: set[str] = set()
     if compiled.glob == "/":  # the whole repo is one datum
         match = compiled.regex.match("/")
         assert match is not None
         yield match, listing
         return
+    depth = compiled.depth
+    under: dict[str, list[tuple[str, FileInfo]]] = {}
+    for rel, info in listing:
+        parts = rel.split("/")
+        if depth is not None:
+            # Without '**' only entries at the glob's depth can match: skip the others early,
+            # which is most of the work on 100,000-file repos.
+            if len(parts) >= depth:
+                under.setdefault("/" + "/".join(parts[:depth]), []).append((rel, info))
+            continue
+        for d in range(1, len(parts) + 1):
+            under.setdefault("/" + "/".join(parts[:d]), []).append((rel, info))
+    matched: set[str] = set()
     for candidate in sorted(under, key=lambda c: (c.count("/"), c)):
         match = compiled.regex.match(candidate)
         if match is None:
             continue
-        if _ancestor_matched(candidate, matched):
+        if depth is None and _ancestor_matched(candidate, matched):
             continue
         matched.add(candidate)
         yield match, under[candidate]

@@ -29,12 +29,15 @@ class CompiledGlob:
     """Number of capture groups (``$1..$groups``)."""
     names: tuple[str | None, ...]
     """Attribute name of each capture group (named group or ``names:`` entry), else None."""
+    depth: int | None
+    """Number of path segments every match has, or None when ``**`` makes it vary."""
 
     def attributes(self, match: re.Match[str]) -> dict[str, str]:
         """Named captures of one match: the datum's attributes."""
-        return {
-            name: match.group(i + 1) or "" for i, name in enumerate(self.names) if name is not None
-        }
+        if not any(self.names):
+            return {}
+        groups = match.groups("")
+        return {name: groups[i] for i, name in enumerate(self.names) if name is not None}
 
 
 def compile_glob(glob: str, names: list[str] | None = None) -> CompiledGlob:
@@ -107,7 +110,10 @@ def compile_glob(glob: str, names: list[str] | None = None) -> CompiledGlob:
             )
         for k, name in enumerate(names):
             labels[k] = labels[k] or name
-    return CompiledGlob(text, regex, regex.groups, tuple(labels))
+    # Braces may hold '/', so like '**' they make the depth of a match vary.
+    fixed = "**" not in text and "{" not in text
+    depth = (0 if text == "/" else text.count("/")) if fixed else None
+    return CompiledGlob(text, regex, regex.groups, tuple(labels), depth)
 
 
 def references(template: str) -> list[str]:
@@ -131,6 +137,25 @@ def check_references(template: str, compiled: CompiledGlob, what: str) -> None:
             )
 
 
+def key_formatter(template: str, compiled: CompiledGlob) -> str:
+    """``'$1/$2_s${site}'`` as a ``str.format`` string over ``match.groups("")``.
+
+    ``fmt.format(*match.groups(""))`` runs in C; substituting per match in Python, or
+    ``re.Match.expand`` (which re-parses its template on every call before 3.12), made
+    grouping 100,000 files several times slower.
+    """
+    check_references(template, compiled, "join_on/group_by")
+    out, last = [], 0
+    for m in _REF_RE.finditer(template):
+        out.append(template[last : m.start()].replace("{", "{{").replace("}", "}}"))
+        ref = m.group(1) or m.group(2) or m.group(3)
+        index = int(ref) if ref.isdigit() else compiled.names.index(ref) + 1
+        out.append(f"{{{index - 1}}}")
+        last = m.end()
+    out.append(template[last:].replace("{", "{{").replace("}", "}}"))
+    return "".join(out)
+
+
 def expand(template: str, compiled: CompiledGlob, match: re.Match[str]) -> str:
     """Fill ``$1``/``${name}`` references of ``template`` from one match."""
 
@@ -143,4 +168,11 @@ def expand(template: str, compiled: CompiledGlob, match: re.Match[str]) -> str:
     return _REF_RE.sub(value, template)
 
 
-__all__ = ["CompiledGlob", "check_references", "compile_glob", "expand", "references"]
+__all__ = [
+    "CompiledGlob",
+    "check_references",
+    "compile_glob",
+    "expand",
+    "key_formatter",
+    "references",
+]
