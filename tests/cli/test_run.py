@@ -124,3 +124,22 @@ def test_console_script_with_processes(project: Path) -> None:
     )
     assert ls.returncode == 0, ls.stderr
     assert "total.json" in ls.stdout
+
+
+def test_verify_forget_and_rerun_after_a_run(project: Path) -> None:
+    assert invoke("run", "pipes.py:numbers", "--executor", "inline").exit_code == 0
+    assert invoke("verify").exit_code == 0
+    (project / "data" / "squares" / "0.json").write_text('{"i": 0, "sq": 99}')
+    corrupt = invoke("verify")
+    assert corrupt.exit_code == 1
+    assert "corrupt  squares/0.json" in corrupt.output
+    # The modified output is made again; nothing else runs.
+    again = invoke("run", "pipes.py:numbers", "--executor", "inline")
+    assert again.exit_code == 0, again.output
+    assert summary_row(again.output, "square") == ["1", "2", "", "", "3"]
+    assert invoke("verify").exit_code == 0
+    forgot = invoke("forget", "total")
+    assert "Forgot 1 cached call." in forgot.output
+    last = invoke("run", "pipes.py:numbers", "--executor", "inline")
+    assert summary_row(last.output, "total") == ["1", "", "", "", "1"]
+    assert summary_row(last.output, "square") == ["", "3", "", "", "3"]
