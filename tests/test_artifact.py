@@ -80,6 +80,7 @@ def test_artifact_equality_pickle_and_repr(tmp_path: Path) -> None:
     art = db.save(np.arange(4), tmp_path / "a.npy")
     again = Artifact(Store(tmp_path), "a.npy")
     assert again == art and hash(again) == hash(art)
+    assert Artifact(Store(tmp_path.parent), f"{tmp_path.name}/a.npy") == art
     copy = pickle.loads(pickle.dumps(art))
     assert copy == art and copy.format == art.format
     np.testing.assert_array_equal(copy.load(), np.arange(4))
@@ -115,3 +116,14 @@ def test_save_and_load_an_ome_zarr_directory(base_url: str) -> None:
     assert art.format.directory and art.hash == art.store.hash(art.path)
     np.testing.assert_array_equal(db.load(url), _stack())
     np.testing.assert_array_equal(db.load(art, lazy=True, verify=True).compute(), _stack())
+
+
+def test_load_an_artifact_with_another_format_and_from_a_record(tmp_path: Path) -> None:
+    art = db.save({"a": [1, 2]}, tmp_path / "v.json")
+    with pytest.raises(CorruptFileError, match=r"v\.json"):
+        db.load(art, format=db.Npy())  # the same bytes read as .npy: refused, named
+    raw = db.load(art, format="json")
+    assert raw == {"a": [1, 2]}
+    again = Artifact.from_record(art.store, art.to_record())
+    assert again == art and again.metadata == art.metadata
+    assert again.to_record().to_dict()["format"] == "json"

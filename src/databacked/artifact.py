@@ -152,8 +152,9 @@ class Artifact:
         fmt_text = f", format={fmt!r}" if isinstance(fmt, str) else ""
         return f"Artifact({self.uri!r}{known}{fmt_text})"
 
-    def _identity(self) -> tuple[str, str, str]:
-        return (self.store.url, self.path, self.hash)
+    def _identity(self) -> tuple[str, str]:
+        # the full URI, so a file reached through its folder's store or the store root is one
+        return (self.uri, self.hash)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Artifact) and self._identity() == other._identity()
@@ -215,9 +216,15 @@ def load(
     """
     if isinstance(url_or_artifact, Artifact):
         artifact = url_or_artifact
-        if format is not None:
-            artifact = Artifact.from_record(artifact.store, artifact.to_record())
-            artifact._format = get_format(format)
+        if format is not None:  # read these bytes another way; the handle stays as it was
+            artifact = Artifact(
+                artifact.store,
+                artifact.path,
+                hash=artifact._hash,
+                size=artifact._size,
+                format=get_format(format),
+                stamp=artifact.stamp,
+            )
     else:
         store, name = split_url(url_or_artifact, storage_options)
         store.info(name)  # ArtifactNotFound before any format is guessed
