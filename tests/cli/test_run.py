@@ -143,3 +143,16 @@ def test_verify_forget_and_rerun_after_a_run(project: Path) -> None:
     last = invoke("run", "pipes.py:numbers", "--executor", "inline")
     assert summary_row(last.output, "total") == ["1", "", "", "", "1"]
     assert summary_row(last.output, "square") == ["", "3", "", "", "3"]
+
+
+def test_dotted_module_reference_and_shadowing_file_name(project: Path) -> None:
+    (project / "my_numbers.py").write_text(PIPELINE, encoding="utf-8")
+    dotted = invoke("run", "my_numbers:numbers", "--executor", "inline")
+    assert dotted.exit_code == 0, dotted.output
+    assert summary_row(dotted.output, "square") == ["3", "", "", "", "3"]
+    # A pipeline file named like a stdlib module must not replace it.
+    (project / "json.py").write_text(PIPELINE, encoding="utf-8")
+    shadow = invoke("run", "json.py:numbers", "--executor", "inline")
+    assert shadow.exit_code == 0, shadow.output
+    assert summary_row(shadow.output, "square") == ["", "3", "", "", "3"]
+    assert json.loads('{"still": "the stdlib"}') == {"still": "the stdlib"}

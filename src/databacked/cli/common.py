@@ -111,6 +111,10 @@ def _load_file(path: Path) -> Any:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     name = path.stem if path.stem.isidentifier() else "databacked_pipeline"
+    existing = sys.modules.get(name)
+    if existing is not None and getattr(existing, "__file__", None) != str(path):
+        # Never shadow an imported module (a user's json.py must not replace the stdlib's).
+        name = f"databacked_pipeline_{name}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"Cannot import {str(path)!r} as Python; is it a .py file?")
