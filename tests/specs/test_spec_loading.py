@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from databacked.errors import SpecError
-from databacked.specs import load_specs, load_text, spec_json_schema
+from databacked.specs import load_specs, load_text, match_datums, spec_json_schema, spec_order
 from databacked.specs.model import Spec
+from databacked.store import Store
 
 DESIGN_EXAMPLE = textwrap.dedent(
     """\
@@ -250,3 +251,48 @@ def test_json_schema_validates_the_examples_and_rejects_typos() -> None:
         "retries",
         "key_by",
     }
+
+
+def test_pachyderm_opencv_example_loads_orders_and_matches(tmp_path: Path) -> None:
+    """Pachyderm's own edges + montage specs, as JSON, need no change beyond the image."""
+    pipes = tmp_path / "pipelines"
+    edges = {
+        "pipeline": {"name": "edges"},
+        "description": "A pipeline that performs image edge detection.",
+        "transform": {"cmd": ["python3", "/edges.py"], "image": "pachyderm/opencv:0.0.1"},
+        "input": {"pfs": {"repo": "images", "glob": "/*", "branch": "master"}},
+        "parallelism_spec": {"constant": 1},
+        "datum_tries": 2,
+    }
+    montage = {
+        "pipeline": {"name": "montage"},
+        "input": {
+            "cross": [
+                {"pfs": {"glob": "/", "repo": "images"}},
+                {"pfs": {"glob": "/", "repo": "edges"}},
+            ]
+        },
+        "transform": {
+            "cmd": ["sh"],
+            "image": "dpokidov/imagemagick:7.1.0-23",
+            "stdin": ["montage -shadow $(find -L /pfs/images /pfs/edges -type f | sort) out.png"],
+        },
+    }
+    write(pipes, "montage.json", json.dumps(montage, indent=2))
+    write(pipes, "edges.json", json.dumps(edges, indent=2))
+    store = Store(tmp_path / "data")
+    for name in ("a.png", "b.png"):
+        store.put_bytes(f"images/{name}", name.encode())
+        store.put_bytes(f"edges/{name}", b"edge " + name.encode())
+
+    ordered = spec_order(load_specs(pipes), store)
+    assert [s.pipeline for s in ordered] == ["edges", "montage"]
+    first, second = ordered
+    assert first.retries == 1
+    assert any("parallelism_spec, pfs.branch accepted" in note for note in first.notes())
+    assert [[f.layout_path for f in d.files] for d in match_datums(first, store)] == [
+        ["images/a.png"],
+        ["images/b.png"],
+    ]
+    (whole,) = match_datums(second, store)
+    assert whole.paths == ("edges/a.png", "edges/b.png", "images/a.png", "images/b.png")

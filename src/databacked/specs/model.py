@@ -83,6 +83,7 @@ class PfsInput(_Strict):
     name: str | None = Field(None, description="Name of this input (default: the repo name).")
     names: list[str] | None = Field(None, description="Attribute names for $1, $2, ...")
     branch: str | None = Field(None, description="Accepted for Pachyderm specs; ignored.")
+    project: Any = Field(None, description="Accepted for Pachyderm specs; ignored.")
     lazy: bool = False
     empty_files: bool = False
     join_on: str | None = Field(None, description="Join key built from captures, e.g. '$1'.")
@@ -163,6 +164,10 @@ class Transform(_Strict):
         None, description="Accepted for Pachyderm specs and ignored: commands run as installed."
     )
     accept_return_code: list[int] = Field(default_factory=list)
+    working_dir: str | None = Field(None, description="Accepted for Pachyderm specs; ignored.")
+    user: str | None = Field(None, description="Accepted for Pachyderm specs; ignored.")
+    secrets: list[dict[str, Any]] | None = Field(None, description="Accepted; ignored.")
+    image_pull_secrets: list[str] | None = Field(None, description="Accepted; ignored.")
     version: str | None = Field(None, description="Explicit version for the transform's key.")
 
     @model_validator(mode="after")
@@ -217,6 +222,11 @@ class Spec(_Strict):
     retries: int = Field(0, ge=0)
     datum_tries: int | None = Field(None, ge=1, description="Pachyderm: tries = retries + 1.")
     parallelism_spec: dict[str, Any] | None = Field(None, description="Accepted; ignored.")
+    autoscaling: bool | None = Field(None, description="Accepted; ignored.")
+    datum_timeout: str | None = Field(None, description="Accepted; ignored.")
+    job_timeout: str | None = Field(None, description="Accepted; ignored.")
+    metadata: dict[str, Any] | None = Field(None, description="Accepted; ignored.")
+    output_branch: str | None = Field(None, description="Accepted; ignored.")
     key_by: Literal["path", "content"] = Field(
         "path", description="'content': byte-identical datums under other names share results."
     )
@@ -281,12 +291,30 @@ class Spec(_Strict):
                 f"pipeline '{self.pipeline}': transform.image '{self.transform.image}' is "
                 "ignored; the command runs with what is installed where the datum runs."
             )
-        if self.parallelism_spec is not None:
+        ignored = [
+            *(f for f in _IGNORED_SPEC if getattr(self, f) is not None),
+            *(f"transform.{f}" for f in _IGNORED_TRANSFORM if getattr(self.transform, f)),
+            *{f"pfs.{f}" for p in self.input.pfs_inputs() for f in _IGNORED_PFS if getattr(p, f)},
+        ]
+        if ignored:
             out.append(
-                f"pipeline '{self.pipeline}': parallelism_spec is ignored; "
-                "the executor decides parallelism."
+                f"pipeline '{self.pipeline}': {', '.join(sorted(ignored))} accepted for "
+                "Pachyderm compatibility and ignored."
             )
         return out
+
+
+_IGNORED_SPEC = (
+    "parallelism_spec",
+    "autoscaling",
+    "datum_timeout",
+    "job_timeout",
+    "metadata",
+    "output_branch",
+    "resource_limits",
+)
+_IGNORED_TRANSFORM = ("working_dir", "user", "secrets", "image_pull_secrets")
+_IGNORED_PFS = ("branch", "project")
 
 
 def spec_json_schema() -> dict[str, Any]:
