@@ -173,6 +173,12 @@ class DaskExecutor(BaseExecutor):
             except ExecutorError:
                 self._owned_cluster.close()
                 raise
+        self._completed = distributed.as_completed(loop=self.client.loop)
+        self._wake = threading.Event()
+        self._courier = threading.Thread(
+            target=self._deliver_loop, name="databacked-dask-results", daemon=True
+        )
+        self._courier.start()
         self.address: str = str(self.client.scheduler.address)
         self.max_workers = self._count_threads(scale or workers, threads_per_worker)
 
@@ -251,7 +257,8 @@ class DaskExecutor(BaseExecutor):
         with self._lock:
             # Dask forgets a task whose last future is garbage; hold it until it is done.
             self._pending[key] = (dask_future, outer)
-        dask_future.add_done_callback(lambda done: self._deliver(key, done, outer))
+        self._completed.add(dask_future)
+        self._wake.set()
         return outer
 
     def _submit_error(self, label: str, exc: Exception) -> ExecutorError:
@@ -276,18 +283,44 @@ class DaskExecutor(BaseExecutor):
         """One dask task running ``fn`` over ``batch``; per-item failures via ``run_batch``."""
         return self.submit(run_batch, fn, list(batch))
 
-    def _deliver(self, key: str, done: Any, outer: Future[Any]) -> None:
-        with self._lock:
-            self._pending.pop(key, None)
-        try:
-            if done.status == "finished":
-                outer.set_result(done.result())
+    def _deliver_loop(self) -> None:
+        """Hand results over in batches: one gather per batch of finished tasks, instead of
+        a round trip per call on dask's single callback thread."""
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
                 return
-            error = done.exception() if done.status == "error" else None
-        except Exception as exc:  # fetching the result itself failed (worker or scheduler gone)
-            error = exc
-        with contextlib.suppress(InvalidStateError):  # already settled by close()
-            outer.set_exception(self._translate(error))
+            for batch in self._completed.batches():
+                self._deliver(batch)
+                if self._closed:
+                    return
+
+    def _deliver(self, batch: list[Any]) -> None:
+        with self._lock:
+            outers = [(done, self._pending.pop(done.key, (None, None))[1]) for done in batch]
+        finished = [done for done, outer in outers if outer and done.status == "finished"]
+        values: dict[Any, Any] = {}
+        if finished:
+            with contextlib.suppress(Exception):  # then fetched one by one, each with its error
+                values = dict(
+                    zip([f.key for f in finished], self.client.gather(finished), strict=True)
+                )
+        for done, outer in outers:
+            if outer is None:
+                continue  # settled by close()
+            try:
+                if done.key in values or done.status == "finished":
+                    value = values[done.key] if done.key in values else done.result()
+                    outer.set_result(value)
+                    continue
+                error = done.exception() if done.status == "error" else None
+            except InvalidStateError:
+                continue  # settled by close() meanwhile
+            except Exception as exc:  # fetching the result failed (worker or scheduler gone)
+                error = exc
+            with contextlib.suppress(InvalidStateError):
+                outer.set_exception(self._translate(error))
 
     def _translate(self, error: BaseException | None) -> BaseException:
         from distributed.scheduler import KilledWorker
@@ -320,6 +353,8 @@ class DaskExecutor(BaseExecutor):
                 outer.set_exception(
                     ExecutorError("The dask executor was closed before this call finished.")
                 )
+        self._wake.set()
+        self._courier.join(timeout=10)
         if self._owns_client:
             self.client.close()
         if self._owned_cluster is not None:
