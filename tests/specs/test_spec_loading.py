@@ -192,6 +192,13 @@ def test_unknown_field_names_file_line_and_suggestion(tmp_path: Path) -> None:
             "pipeline: m\ninput: {repo: raw, glob: /*, group_by: $1}\ntransform: {python: a:b}\n",
             "group_by applies only to the members of a group",
         ),
+        (
+            "pipeline: m\ninput:\n  group:\n    - repo: r\n      glob: /(*)\n"
+            "      group_by: $1\n      complete: {manifest: {repo: x, pth: y}}\n"
+            "transform: {python: a:b}\n",
+            "line 7: unknown field 'pth' in input.group[0].complete.manifest "
+            "(did you mean 'path'?).",
+        ),
         ("- just\n- a list\n", "line 1: a spec document must be a mapping"),
         (
             "pipeline: m\ninput: {pfs: {repo: raw, glob: /*}, cross: []}\n"

@@ -113,8 +113,11 @@ def _validate(data: Any, node: Any, shown: str) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        more = len(exc.errors()) - 1
+        errors = exc.errors()
+        err = errors[0]
+        # Union members add their class name to the location; one place is one problem.
+        places = {tuple(p for p in e["loc"] if not str(p)[:1].isupper()) for e in errors}
+        more = len(places) - 1
         raise SpecError(_sentence(err, node, shown, line0, more)) from exc
     spec.located(shown, line0)
     problems = input_problems(spec.input, ("input",))

@@ -16,9 +16,17 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -72,6 +80,20 @@ class Manifest(_Strict):
     manifest: ManifestRef
 
 
+def _completeness_kind(value: Any) -> str:
+    # Pick the branch by its key, so a typo inside a manifest is reported against Manifest
+    # instead of as "unknown field 'manifest'" from the Count branch.
+    if isinstance(value, dict):
+        return "manifest" if "manifest" in value else "count"
+    return "manifest" if isinstance(value, Manifest) else "count"
+
+
+Completeness = Annotated[
+    Annotated[Count, Tag("count")] | Annotated[Manifest, Tag("manifest")],
+    Discriminator(_completeness_kind),
+]
+
+
 class PfsInput(_Strict):
     """One repo matched by a glob (Pachyderm's ``pfs`` input)."""
 
@@ -89,7 +111,7 @@ class PfsInput(_Strict):
     join_on: str | None = Field(None, description="Join key built from captures, e.g. '$1'.")
     outer_join: bool = Field(False, description="Keep this input's datums without a partner.")
     group_by: str | None = Field(None, description="Group key built from captures, e.g. '$1'.")
-    complete: Count | Manifest | None = Field(
+    complete: Completeness | None = Field(
         None, description="When a group is complete: {count: N} or {manifest: {repo, path}}."
     )
 
