@@ -1,4 +1,4 @@
-"""The same pipeline on SQLite, PostgreSQL and MariaDB catalogs."""
+"""The same pipeline on SQLite, PostgreSQL and MariaDB catalogs, and on an S3 store."""
 
 from __future__ import annotations
 
@@ -34,3 +34,23 @@ def test_pipeline_on_each_catalog(write_module, catalog_url: str, tmp_path: Path
     assert first.value.load() == sum(x * x for x in xs)
     second = db.run(mod.squares, xs, **where)
     assert second.counts() == {"ran": 0, "cached": 3, "failed": 0, "skipped": 0}
+
+
+def test_pipeline_on_an_s3_store(write_module, s3_bucket: str, tmp_path: Path) -> None:
+    mod = write_module("s3pipe", STEPS)
+    where = {
+        "store": f"{s3_bucket}/project",
+        "catalog": f"sqlite:///{tmp_path / 'c.db'}",
+        "executor": "threads",
+        "workers": 2,
+    }
+    first = db.run(mod.squares, [1, 2, 3], **where)
+    assert first.ok, first.summary()
+    assert first.value.uri == f"{s3_bucket}/project/total.json"
+    assert first.value.load() == 14
+    second = db.run(mod.squares, [1, 2, 3], **where)
+    assert second.counts()["cached"] == 4
+    db.Store(f"{s3_bucket}/project").delete("out/2.json")
+    third = db.run(mod.squares, [1, 2, 3], **where)
+    reasons = third.calls[third.calls.status == "ran"].reason.tolist()
+    assert reasons == ["output missing"]
