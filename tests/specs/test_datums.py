@@ -225,8 +225,22 @@ def test_hashes_come_from_the_callable_for_matched_files_only(tmp_path: Path) ->
     # The default hashes by content, the hash the keys use.
     plain = match_input(pfs("raw", "/a.tif"), store)[0]
     assert plain.files[0].hash == store.hash("raw/a.tif")
-    with pytest.raises(SpecError, match=r"no content hash for raw/a\.tif"):
-        match_input(pfs("raw", "/*.tif"), store, hashes=lambda infos: {})
+
+
+def test_a_file_vanishing_while_planning_skips_only_its_datums(tmp_path: Path) -> None:
+    store = make_store(tmp_path, site_files(wells=("A01",)))
+    spec = spec_of(GROUP_BY_SITE)
+
+    def hash_then_vanish(infos: Sequence[FileInfo]) -> dict[str, str]:
+        # Another process deletes one image after the listing, before it is hashed.
+        store.delete("raw/plate1/A01_s2_w3.tif")
+        return {i.path: store.hash(i.path) for i in infos if store.exists(i.path)}
+
+    with pytest.warns(UserWarning, match="1 input file.* disappeared .*A01_s2_w3.tif"):
+        datums = match_datums(spec, store, hashes=hash_then_vanish)
+    assert [d.group for d in datums] == ["plate1/A01_s1"]
+    # The default hashing skips vanished files the same way; the next listing regroups.
+    assert [len(d.files) for d in match_datums(spec, store)] == [3, 2]
 
 
 def test_writes_in_progress_are_not_input(tmp_path: Path) -> None:

@@ -15,13 +15,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from databacked.errors import SpecError
+from databacked.errors import ArtifactNotFound, SpecError
 from databacked.hashing import combine
 from databacked.specs.globs import (
     CompiledGlob,
@@ -110,14 +111,34 @@ def match_input(
     raws = matcher.input(inp)
     infos = {ref.info.path: ref.info for raw in raws for ref in raw.refs}
     if hashes is None:
-        known: Mapping[str, str] = {path: store.hash(path) for path in sorted(infos)}
+        known: Mapping[str, str] = _hash_each(store, sorted(infos))
     else:
         known = hashes(sorted(infos.values(), key=lambda i: i.path))
+    vanished = sorted(set(infos) - set(known))
+    if vanished:
+        # A file removed between listing and hashing: its datums wait for the next listing,
+        # which groups what is really there; every other datum goes ahead.
+        warnings.warn(
+            f"{len(vanished)} input file(s) disappeared while planning (first: {vanished[0]}); "
+            "their datums are left for the next run.",
+            UserWarning,
+            stacklevel=3,
+        )
     datums = {}
     for raw in raws:
+        if vanished and any(ref.info.path not in known for ref in raw.refs):
+            continue
         datum = _build(raw, known)
         datums.setdefault(datum.id, datum)
     return sorted(datums.values(), key=lambda d: d.paths)
+
+
+def _hash_each(store: Store, paths: Iterable[str]) -> dict[str, str]:
+    out = {}
+    for path in paths:
+        with contextlib.suppress(ArtifactNotFound):
+            out[path] = store.hash(path)
+    return out
 
 
 # --- matching ---------------------------------------------------------------------------------
@@ -290,13 +311,7 @@ def _merge(raws: Iterable[_Raw], key: str | None = None, *, common: bool = False
 def _build(raw: _Raw, hashes: Mapping[str, str]) -> Datum:
     files = []
     for ref in raw.refs:
-        try:
-            digest = hashes[ref.info.path]
-        except KeyError:
-            raise SpecError(
-                f"no content hash for {ref.info.path} (the hashes callable left it out); "
-                "return a hash for every file it is given."
-            ) from None
+        digest = hashes[ref.info.path]
         files.append(
             DatumFile(ref.repo, ref.path, digest, ref.info.stamp, ref.info.size, ref.input)
         )
