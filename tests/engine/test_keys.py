@@ -65,3 +65,39 @@ def test_key_depends_on_every_part() -> None:
         )
         == 5
     )
+
+
+def test_function_without_source_falls_back_to_bytecode_with_a_warning() -> None:
+    import databacked as db
+
+    namespace: dict = {"db": db}
+    exec(compile("def f(x):\n    return x + 1\n", "<no file>", "exec"), namespace)
+    step = db.step(namespace["f"])
+    with pytest.warns(UserWarning, match="source of f is not available"):
+        first = step.fingerprint
+    exec(compile("def f(x):\n    return x + 2\n", "<no file>", "exec"), namespace)
+    with pytest.warns(UserWarning):
+        assert db.step(namespace["f"]).fingerprint != first
+
+
+def test_script_run_as_main_works_under_processes(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import databacked as db\n"
+        "def helper(x):\n    return x * 3\n"
+        "@db.step(target='t/{x}.json')\ndef triple(x: int) -> int:\n    return helper(x)\n"
+        "@db.pipeline\ndef p():\n    return triple.map(x=[1, 2])\n"
+        "if __name__ == '__main__':\n"
+        f"    r = db.run(p, store={str(tmp_path / 'd')!r}, "
+        f"catalog='sqlite:///{tmp_path / 'c.db'}', executor='processes', workers=2)\n"
+        "    assert r.ok, r.summary()\n"
+        "    print([a.load() for a in r.value])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[3, 6]"
