@@ -28,9 +28,22 @@ def test_status_lists_runs_steps_and_failures(history: History) -> None:
 
 
 def test_status_without_runs(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from databacked.catalog import Catalog
+
     monkeypatch.chdir(tmp_path)
-    out = invoke("status", "--catalog", f"sqlite:///{tmp_path / 'empty.db'}")
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    Catalog.open(url).close()
+    out = invoke("status", "--catalog", url)
     assert "No runs recorded yet" in out
+
+
+def test_read_only_commands_do_not_create_a_catalog(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    for command in (["status"], ["ls"], ["verify"], ["gc", "--dry-run"], ["forget", "x"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "No catalog at .databacked/catalog.db yet" in result.output
+    assert not (tmp_path / ".databacked").exists()
 
 
 def test_ls_shows_artifacts_with_their_steps(history: History) -> None:

@@ -44,7 +44,7 @@ def status(
 ) -> None:
     """Recent runs, then the latest run's calls per step and its failures."""
     config = settings(catalog=catalog)
-    with open_catalog(config) as cat:
+    with open_catalog(config, create=False) as cat:
         runs = cat.runs(limit=max(limit, 1))
         if not runs:
             console.print("No runs recorded yet; start one with `databacked run FILE.py:PIPELINE`.")
@@ -109,7 +109,7 @@ def ls(
     """Artifacts the catalog knows in the store: path, size, format, producing step, time."""
     config = settings(store=store, catalog=catalog)
     the_store = open_store(config)
-    with open_catalog(config) as cat:
+    with open_catalog(config, create=False) as cat:
         rows = cat.artifacts(the_store.url, prefix or None)
         producers = cat.lookup({r.key for r in rows if r.key})
     if not rows:
@@ -133,7 +133,7 @@ def show(
     """An artifact's record, or a call's parameters, inputs, outputs and error."""
     config = settings(store=store, catalog=catalog)
     the_store = open_store(config)
-    with open_catalog(config) as cat:
+    with open_catalog(config, create=False) as cat:
         artifact = cat.artifact_by_path(the_store.url, what.strip("/"))
         if artifact is not None:
             producer = cat.lookup([artifact.key]).get(artifact.key) if artifact.key else None
@@ -217,7 +217,7 @@ def lineage(
     """How a file was made: the call that wrote it, its inputs, and theirs, as a tree."""
     config = settings(store=store, catalog=catalog)
     the_store = open_store(config)
-    with open_catalog(config) as cat:
+    with open_catalog(config, create=False) as cat:
         rows = cat.lineage(the_store.url, path.strip("/"))
     if not rows:
         raise ConfigError(

@@ -66,14 +66,35 @@ def open_store(config: Settings) -> Store:
 
 
 @contextmanager
-def open_catalog(config: Settings) -> Iterator[Catalog]:
+def open_catalog(config: Settings, *, create: bool = True) -> Iterator[Catalog]:
+    """The configured catalog; ``create=False`` refuses to make a new SQLite file (read-only
+    commands run in the wrong folder should say so, not leave an empty catalog behind)."""
     from databacked.catalog import Catalog
 
+    if not create:
+        _require_existing_sqlite(config.catalog)
     catalog = Catalog.open(config.catalog)
     try:
         yield catalog
     finally:
         catalog.close()
+
+
+def _require_existing_sqlite(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # Catalog.open reports a malformed URL in its own words
+    database = parsed.database
+    is_file = parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
+    if is_file and not Path(str(database)).exists():
+        raise ConfigError(
+            f"No catalog at {database} yet: run a pipeline here first, or point --catalog "
+            "(or DATABACKED_CATALOG) at an existing one."
+        )
 
 
 def load_pipeline(reference: str) -> Any:

@@ -33,7 +33,7 @@ def verify(
 
     config = settings(store=store, catalog=catalog)
     the_store = open_store(config)
-    with open_catalog(config) as cat, console.status("Re-hashing artifacts..."):
+    with open_catalog(config, create=False) as cat, console.status("Re-hashing artifacts..."):
         report = housekeeping.verify(the_store, cat, prefix=prefix)
     for path in report.corrupt:
         console.print(f"[red]corrupt[/red]  {path}", highlight=False)
@@ -70,7 +70,7 @@ def gc(
 
     config = settings(store=store, catalog=catalog)
     the_store = open_store(config)
-    with open_catalog(config) as cat:
+    with open_catalog(config, create=False) as cat:
         if everywhere and not dry_run and not yes:
             preview = housekeeping.gc(the_store, cat, dry_run=True, everywhere=True)
             if preview.removed and not typer.confirm(
@@ -102,7 +102,8 @@ def forget(
     """Drop cache entries so those calls compute again (their files stay until gc)."""
     from databacked.engine import housekeeping
 
+    housekeeping.check_forget_filters(step, key, older_than)
     config = settings(catalog=catalog)
-    with open_catalog(config) as cat:
+    with open_catalog(config, create=False) as cat:
         count = housekeeping.forget(cat, step=step, key=key, older_than=older_than)
     console.print(f"Forgot {count} cached call{'s' if count != 1 else ''}.")

@@ -158,14 +158,23 @@ def forget(
 
     ``older_than`` is seconds, a ``timedelta`` or text such as ``"7d"``, ``"12h"``, ``"30m"``.
     """
+    check_forget_filters(step, key, older_than)
+    # The catalog reads a float as a point in time; an age travels as a timedelta.
+    age = None if older_than is None else timedelta(seconds=parse_age(older_than))
+    return catalog.forget(step=step, key=key, older_than=age)
+
+
+def check_forget_filters(
+    step: str | None, key: str | None, older_than: str | float | timedelta | None
+) -> None:
+    """Refuse a forget without any filter, which would drop the whole cache."""
     if step is None and key is None and older_than is None:
         raise ConfigError(
             "forget needs a step name, a key or an age (--older-than 7d); "
             "it refuses to drop the whole cache without one."
         )
-    # The catalog reads a float as a point in time; an age travels as a timedelta.
-    age = None if older_than is None else timedelta(seconds=parse_age(older_than))
-    return catalog.forget(step=step, key=key, older_than=age)
+    if older_than is not None:
+        parse_age(older_than)  # a bad age fails before any query
 
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -214,4 +223,12 @@ def _is_referenced(path: str, referenced: Iterable[str] | set[str]) -> bool:
     return any("/".join(parts[:i]) in refs for i in range(1, len(parts)))
 
 
-__all__ = ["GcReport", "VerifyReport", "forget", "gc", "parse_age", "verify"]
+__all__ = [
+    "GcReport",
+    "VerifyReport",
+    "check_forget_filters",
+    "forget",
+    "gc",
+    "parse_age",
+    "verify",
+]
