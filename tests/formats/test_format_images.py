@@ -207,3 +207,17 @@ def test_truncated_tiff_is_a_corrupt_file_error(tmp_path: Path) -> None:
     store.put_bytes("t.ome.tiff", store.read_bytes("t.ome.tiff")[:100])
     with pytest.raises(CorruptFileError, match=r"t\.ome\.tiff"):
         OmeTiff().read(store, "t.ome.tiff")
+
+
+class TestOmeTiffOnS3(TestOmeTiff):
+    """The same contract on an object store (moto's S3 server): no local paths, no rename."""
+
+    @pytest.fixture
+    def store(self, s3_bucket: str) -> Store:
+        return Store(f"{s3_bucket}/formats")
+
+
+class TestOmeZarrOnS3(TestOmeZarr):
+    @pytest.fixture
+    def store(self, s3_bucket: str) -> Store:
+        return Store(f"{s3_bucket}/formats")

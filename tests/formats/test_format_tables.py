@@ -59,3 +59,9 @@ def test_csv_index_option_keeps_the_index(tmp_path: Any) -> None:
     Csv(index=True).write(frame, store, "i.csv")
     assert Csv(index=True).read(store, "i.csv").equals(frame)
     assert list(Csv().read(store, "i.csv").columns) == ["cell", "area", "label"]
+
+
+class TestParquetOnS3(TestParquet):
+    @pytest.fixture
+    def store(self, s3_bucket: str) -> Store:
+        return Store(f"{s3_bucket}/tables")
