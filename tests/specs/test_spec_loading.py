@@ -199,6 +199,11 @@ def test_unknown_field_names_file_line_and_suggestion(tmp_path: Path) -> None:
             "line 7: unknown field 'pth' in input.group[0].complete.manifest "
             "(did you mean 'path'?).",
         ),
+        (
+            "pipeline: m\ninput: {pfs: {repo: r, glob: /*}}\ntransform: {python: a:b}\n"
+            "output:\n  format: cvs\n",
+            "line 5: Unknown format 'cvs'; known formats are ",
+        ),
         ("- just\n- a list\n", "line 1: a spec document must be a mapping"),
         (
             "pipeline: m\ninput: {pfs: {repo: raw, glob: /*}, cross: []}\n"

@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from databacked.errors import SpecError
+from databacked.errors import FormatError, SpecError
+from databacked.formats.registry import get_format
 from databacked.specs.globs import check_references, compile_glob
 from databacked.specs.model import Input, Spec
 
@@ -120,7 +121,7 @@ def _validate(data: Any, node: Any, shown: str) -> Spec:
         more = len(places) - 1
         raise SpecError(_sentence(err, node, shown, line0, more)) from exc
     spec.located(shown, line0)
-    problems = input_problems(spec.input, ("input",))
+    problems = input_problems(spec.input, ("input",)) + _output_problems(spec)
     if problems:
         loc, msg = problems[0]
         target, where = _locate(node, loc)
@@ -157,6 +158,17 @@ def input_problems(
                 out.append((cloc, f"each member of a {kind} needs '{key}' (e.g. '$1')"))
         out.extend(input_problems(child, cloc, kind))
     return out
+
+
+def _output_problems(spec: Spec) -> list[tuple[Loc, str]]:
+    """An output format must be one databacked knows (built in or an installed plugin)."""
+    if spec.output.format is None:
+        return []
+    try:
+        get_format({**spec.output.options, "name": spec.output.format})
+    except (FormatError, TypeError, ValueError) as exc:
+        return [(("output", "format"), str(exc).rstrip("."))]
+    return []
 
 
 def _misplaced(child: Input, loc: Loc, parent: str | None) -> list[tuple[Loc, str]]:
