@@ -124,6 +124,12 @@ class TestDaskLocalCluster(ExecutorContract):
             future.result(timeout=TIMEOUT)
         assert executor.submit(add, 1, 2).result(timeout=TIMEOUT) == 3
 
+    def test_close_fails_calls_still_running(self, executor: Executor) -> None:
+        future = executor.submit(time.sleep, 3)
+        executor.close()
+        with pytest.raises(ExecutorError, match="closed before this call finished"):
+            future.result(timeout=TIMEOUT)
+
     def test_close_leaves_a_given_cluster_running(self, local_cluster: Any) -> None:
         executor = DaskExecutor(cluster=local_cluster)
         executor.close()
