@@ -101,3 +101,15 @@ def test_script_run_as_main_works_under_processes(tmp_path) -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[3, 6]"
+
+
+def test_module_constants_count(write_module) -> None:
+    source = "import databacked as db\nLIMIT = {}\n@db.step\ndef f(x):\n    return min(x, LIMIT)\n"
+    assert (
+        write_module("k", source.format(3)).f.fingerprint
+        != write_module("k", source.format(4)).f.fingerprint
+    )
+    assert (
+        write_module("k", source.format(3)).f.fingerprint
+        == write_module("k", source.format(3)).f.fingerprint
+    )

@@ -104,7 +104,16 @@ def _code_hash(obj: Any, seen: set[int]) -> str:
             continue
         if isinstance(target, types.FunctionType | type) and is_project_local(target):
             parts.append(f"ref:{ref_name}:{_code_hash(target, seen)}")
+        elif isinstance(target, _CONSTANTS):
+            # module-level settings (THRESHOLD = 0.5) are part of what the code computes
+            try:
+                parts.append(f"const:{ref_name}:{hash_value(target)}")
+            except (UnhashableValueError, TypeError):
+                parts.append(f"const:{ref_name}:?")
     return combine("code", *parts)
+
+
+_CONSTANTS = (int, float, complex, str, bytes, bool, tuple, frozenset, list, dict, type(None))
 
 
 def _normalised_ast(obj: Any) -> ast.AST | None:
