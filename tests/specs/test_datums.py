@@ -267,3 +267,14 @@ def test_a_capture_referenced_but_not_captured_is_a_spec_error(tmp_path: Path) -
     )
     with pytest.raises(SpecError, match="no capture named 'well'"):
         match_input(named, store)
+
+
+def test_group_and_keys_on_s3(s3_bucket: str, tmp_path: Path) -> None:
+    """Object-store listings (ETag stamps) give the same datums and keys as a local folder."""
+    files = site_files(wells=("A01",))
+    remote = match_datums(spec_of(GROUP_BY_SITE), make_store(f"{s3_bucket}/project", files))
+    local = match_datums(spec_of(GROUP_BY_SITE), make_store(tmp_path, files))
+    assert [d.group for d in remote] == ["plate1/A01_s1", "plate1/A01_s2"]
+    assert all(f.stamp.startswith("e:") for d in remote for f in d.files)
+    assert [d.id for d in remote] == [d.id for d in local]
+    assert [datum_key("fp", d) for d in remote] == [datum_key("fp", d) for d in local]
