@@ -128,3 +128,40 @@ def test_cache_false_always_runs_and_accepts_unhashable(write_module, where) -> 
         result = db.run(mod.once, object(), executor="inline", **where)
         assert result.counts()["ran"] == 1, result.summary()
     assert json.loads(Path(where["store"], "always.json").read_text()) == 1
+
+
+NOISY = """
+import sys
+import databacked as db
+
+@db.step(target="noisy.json")
+def noisy(x: int) -> int:
+    print("hello from the step")
+    print("x" * 100_000, file=sys.stderr)
+    if x < 0:
+        raise ValueError("negative")
+    return x
+
+@db.pipeline
+def run_noisy(x: int):
+    return noisy(x)
+"""
+
+
+def test_calls_record_bounded_output_and_errors(write_module, where) -> None:
+    mod = write_module("noisy", NOISY)
+    catalog = db.Catalog.open(where["catalog"])
+    try:
+        ok = db.run(mod.run_noisy, 1, executor="inline", store=where["store"], catalog=catalog)
+        (row,) = catalog.calls_of_run(ok.run_id)
+        assert "hello from the step" in row.stdout
+        assert 0 < len(row.stderr) <= 64 * 1024
+        assert row.host and row.pid
+        failed = db.run(mod.run_noisy, -1, executor="inline", store=where["store"], catalog=catalog)
+        (row,) = catalog.calls_of_run(failed.run_id)
+        assert row.status == "failed"
+        assert row.error_type == "ValueError" and row.error_message == "negative"
+        assert "raise ValueError" in row.traceback
+        assert not Path(where["store"], "noisy.json").read_text().startswith("-")
+    finally:
+        catalog.close()
