@@ -70,6 +70,7 @@ def test_several_documents_per_file_and_all_spec_suffixes(tmp_path: Path) -> Non
     edges_json = yaml.safe_load(PACHYDERM_EDGES) | {"pipeline": {"name": "edges2"}}
     write(pipes, "edges2.json", json.dumps(edges_json, indent=2))
     write(pipes, "notes.txt", "not a spec")
+    write(pipes, "empty.yml", "# nothing yet\n---\n~\n---\n")
 
     specs = load_specs(pipes)
     assert sorted(s.pipeline for s in specs) == ["edges", "edges2", "measure", "plate_report"]

@@ -80,8 +80,9 @@ def load_text(text: str, source: str = "<spec>") -> list[Spec]:
 def _documents(text: str, shown: str, json_file: bool = False) -> list[tuple[Any, Any]]:
     """(data, node) per non-empty document; node is None when only JSON could parse it."""
     try:
-        nodes = [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
-        datas = [d for d in yaml.safe_load_all(text) if d is not None]
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        # Construct each document from its own node, so data and line marks stay paired.
+        pairs = [(yaml.SafeLoader("").construct_document(n), n) for n in nodes if n is not None]
     except yaml.MarkedYAMLError as exc:
         if json_file:
             return _json_document(text, shown, exc)
@@ -92,7 +93,7 @@ def _documents(text: str, shown: str, json_file: bool = False) -> list[tuple[Any
         ) from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"{shown}: invalid YAML ({exc}); fix the syntax.") from exc
-    return list(zip(datas, nodes, strict=True))
+    return [(data, node) for data, node in pairs if data is not None]
 
 
 def _json_document(text: str, shown: str, cause: Exception) -> list[tuple[Any, Any]]:
