@@ -11,6 +11,7 @@ import importlib
 import io
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -86,21 +87,43 @@ class CallOutcome:
     stderr: str = ""
 
 
-class _Tail(io.StringIO):
-    """A text sink that keeps only the last ``limit`` characters."""
+class _Tail(io.TextIOBase):
+    """Keeps the last ``limit`` characters written, and passes them on to ``echo`` so a
+    notebook or terminal still shows what the step prints."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, echo: Any = None) -> None:
         super().__init__()
         self.limit = limit
+        self.echo = echo
+        self.parts: list[str] = []
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.echo is not None:
+            self.echo.write(text)
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size > 2 * self.limit:  # trim now and then: memory stays bounded
+            kept = "".join(self.parts)[-self.limit :]
+            self.parts, self.size = [kept], len(kept)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.echo is not None:
+            self.echo.flush()
 
     def tail(self) -> str:
-        return self.getvalue()[-self.limit :]
+        return "".join(self.parts)[-self.limit :]
 
 
 def run_call(spec: CallSpec, store: Any) -> CallOutcome:
     """Run one call; never raises for a failure of the step itself."""
     started = time.time()
-    out, err = _Tail(spec.capture_limit), _Tail(spec.capture_limit)
+    out = _Tail(spec.capture_limit, sys.stdout)
+    err = _Tail(spec.capture_limit, sys.stderr)
     capture = threading.current_thread() is threading.main_thread()
     try:
         fn = _resolve(spec.function)
