@@ -205,6 +205,11 @@ def test_unknown_field_names_file_line_and_suggestion(tmp_path: Path) -> None:
             "output:\n  format: cvs\n",
             "line 5: Unknown format 'cvs'; known formats are ",
         ),
+        (
+            "pipeline: m\ninput:\n  cross:\n    - {repo: r, glob: /*}\n"
+            "    - {repo: r, glob: /*}\ntransform: {python: a:b}\n",
+            "line 5: members 0 and 1 of this cross are both named 'r'",
+        ),
         ("- just\n- a list\n", "line 1: a spec document must be a mapping"),
         (
             "pipeline: m\ninput: {pfs: {repo: raw, glob: /*}, cross: []}\n"

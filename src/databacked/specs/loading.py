@@ -148,6 +148,8 @@ def input_problems(
             out.append(((*loc, "pfs", "glob"), str(exc).rstrip(".")))
         return out
     kind = inp.kind
+    if kind in ("cross", "join"):
+        out.extend(_name_clashes(inp, loc))
     for i, child in enumerate(inp.children):
         cloc = (*loc, kind, i)
         if kind in ("join", "group"):
@@ -159,6 +161,23 @@ def input_problems(
                 out.append((cloc, f"each member of a {kind} needs '{key}' (e.g. '$1')"))
         out.extend(input_problems(child, cloc, kind))
     return out
+
+
+def _name_clashes(inp: Input, loc: Loc) -> list[tuple[Loc, str]]:
+    """Members of a cross or join are laid out side by side, so their names must differ."""
+    seen: dict[str, int] = {}
+    for i, child in enumerate(inp.children):
+        for name in {leaf.input_name for leaf in child.pfs_inputs()}:
+            if name in seen:
+                return [
+                    (
+                        (*loc, inp.kind, i),
+                        f"members {seen[name]} and {i} of this {inp.kind} are both named "
+                        f"'{name}'; give one of them a different 'name'",
+                    )
+                ]
+            seen[name] = i
+    return []
 
 
 def _output_problems(spec: Spec) -> list[tuple[Loc, str]]:
