@@ -2,8 +2,9 @@
 
 key = blake3(SCHEME | fingerprint | canonical params hash | input content hashes by name).
 A fingerprint without ``version=`` hashes the normalised AST of the function and,
-transitively, of the project-local functions and classes it refers to: editing a helper
-re-runs its users, a comment or a reformat re-runs nothing.
+transitively, of the project-local functions and classes it refers to, plus the values of
+module-level constants it reads: editing a helper or a constant re-runs its users, a comment
+or a reformat re-runs nothing.
 """
 
 from __future__ import annotations
