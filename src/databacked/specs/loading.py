@@ -85,7 +85,7 @@ def _documents(text: str, shown: str, json_file: bool = False) -> list[tuple[Any
         pairs = [(yaml.SafeLoader("").construct_document(n), n) for n in nodes if n is not None]
     except yaml.MarkedYAMLError as exc:
         if json_file:
-            return _json_document(text, shown, exc)
+            return _json_document(text, shown)
         mark = exc.problem_mark or exc.context_mark
         line = f", line {mark.line + 1}" if mark else ""
         raise SpecError(
@@ -96,13 +96,14 @@ def _documents(text: str, shown: str, json_file: bool = False) -> list[tuple[Any
     return [(data, node) for data, node in pairs if data is not None]
 
 
-def _json_document(text: str, shown: str, cause: Exception) -> list[tuple[Any, Any]]:
+def _json_document(text: str, shown: str) -> list[tuple[Any, Any]]:
+    # JSON that PyYAML refuses (tabs): valid for json, but without line marks.
     try:
         return [(json.loads(text), None)]
     except json.JSONDecodeError as exc:
         raise SpecError(
             f"{shown}, line {exc.lineno}: invalid JSON ({exc.msg}); fix the syntax there."
-        ) from cause
+        ) from exc
 
 
 def _validate(data: Any, node: Any, shown: str) -> Spec:
