@@ -65,3 +65,17 @@ class TestParquetOnS3(TestParquet):
     @pytest.fixture
     def store(self, s3_bucket: str) -> Store:
         return Store(f"{s3_bucket}/tables")
+
+
+def test_plain_rows_are_written_like_pandas_without_needing_it(tmp_path: Any) -> None:
+    store = Store(tmp_path)
+    rows = [
+        {"name": "a", "mean": 0.123456789012345, "n": 3, "ok": True, "none": None},
+        {"name": "b,c", "mean": float("nan"), "n": -1, "ok": False, "extra": 'x"y'},
+    ]
+    record = Csv().write(rows, store, "rows.csv")
+    expected = pd.DataFrame(rows).to_csv(index=False, lineterminator="\n").encode()
+    assert store.read_bytes("rows.csv") == expected
+    assert record.metadata == {"rows": 2, "columns": ["name", "mean", "n", "ok", "none", "extra"]}
+    back = Csv().read(store, "rows.csv")
+    assert back["name"].tolist() == ["a", "b,c"] and back["mean"].isna().tolist() == [False, True]
