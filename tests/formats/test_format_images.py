@@ -85,6 +85,7 @@ def test_ome_tiff_read_back_by_bioio_and_tifffile(tmp_path: Path) -> None:
         assert 'Name="membrane"' in tif.ome_metadata
         np.testing.assert_array_equal(tif.asarray(), _stack())
     meta = fmt.read_metadata(store, "cell.ome.tiff")
+    assert meta["dims"] == "CZYX" and meta["shape"] == [2, 3, 32, 24]
     assert meta["channel_names"] == ["dna", "membrane"]
     assert meta["physical_pixel_sizes"] == {"Z": 2.0, "Y": 0.5, "X": 0.4}
 
@@ -155,6 +156,10 @@ def test_ome_zarr_read_back_by_bioio(tmp_path: Path) -> None:
     assert image.dims.C == 2 and image.dims.Z == 3
     assert tuple(image.physical_pixel_sizes) == (1.0, 0.5, 0.5)
     np.testing.assert_array_equal(image.get_image_data("CZYX"), _stack())
+    meta = OmeZarr().read_metadata(store, "cell.ome.zarr")
+    assert {k: meta[k] for k in ("dims", "shape", "channel_names")} == {
+        k: record.metadata[k] for k in ("dims", "shape", "channel_names")
+    }
     # without dims the file's own axes are used; lazy gives dask
     np.testing.assert_array_equal(OmeZarr().read(store, "cell.ome.zarr"), _stack())
     assert isinstance(OmeZarr().read(store, "cell.ome.zarr", lazy=True), da.Array)

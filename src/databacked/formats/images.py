@@ -69,12 +69,17 @@ def read_image(fmt: Any, store: Any, path: str, *, dims: str | None, lazy: bool)
     return image.get_image_data(dims)
 
 
-def image_metadata(image: Any) -> dict[str, Any]:
-    """Dims, shape, channel names and physical pixel sizes of a bioio image, JSON-able."""
+def image_metadata(image: Any, dims: str | None = None) -> dict[str, Any]:
+    """Dims, shape, channel names and physical pixel sizes of a bioio image, JSON-able.
+
+    ``dims``: the file's own axes when known, so the shape is the written one rather than
+    bioio's five-dimensional view.
+    """
     sizes = image.physical_pixel_sizes
+    order = dims if dims and set(dims) <= set(image.dims.order) else image.dims.order
     meta: dict[str, Any] = {
-        "dims": image.dims.order,
-        "shape": [int(n) for n in image.shape],
+        "dims": order,
+        "shape": [int(getattr(image.dims, d)) for d in order],
         "dtype": str(image.dtype),
         "channel_names": [str(c) for c in (image.channel_names or [])],
     }

@@ -223,7 +223,7 @@ class OmeTiff(Format):
     def read_metadata(self, store: Any, path: str) -> dict[str, Any]:
         from databacked.formats.images import image_metadata
 
-        return image_metadata(bioimage(self, store, path))
+        return image_metadata(bioimage(self, store, path), _file_axes(self, store, path))
 
 
 __all__ = ["OmeTiff", "Tiff"]

@@ -176,7 +176,7 @@ class OmeZarr(Format):
         return read_image(self, store, path, dims=dims, lazy=lazy)
 
     def read_metadata(self, store: Any, path: str) -> dict[str, Any]:
-        return image_metadata(bioimage(self, store, path))
+        return image_metadata(bioimage(self, store, path), _open(self, store, path)[0])
 
 
 __all__ = ["OmeZarr"]
