@@ -102,3 +102,11 @@ def test_lineage_of_unknown_file(history: History) -> None:
     result = CliRunner().invoke(app, ["lineage", "nope.tiff", *history.flags])
     assert result.exit_code == 2
     assert "knows no artifact" in result.output
+
+
+def test_status_of_a_chosen_run(history: History) -> None:
+    out = invoke("status", "--run", history.run_id[:6], "--catalog", history.catalog_url)
+    assert f"Calls of run {history.run_id[:8]}" in out
+    bad = CliRunner().invoke(app, ["status", "--run", "zzzz", "--catalog", history.catalog_url])
+    assert bad.exit_code == 2
+    assert "No single recent run starts with 'zzzz'" in bad.output

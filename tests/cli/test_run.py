@@ -156,3 +156,21 @@ def test_dotted_module_reference_and_shadowing_file_name(project: Path) -> None:
     assert shadow.exit_code == 0, shadow.output
     assert summary_row(shadow.output, "square") == ["", "3", "", "", "3"]
     assert json.loads('{"still": "the stdlib"}') == {"still": "the stdlib"}
+
+
+def test_run_with_verify_rehashes_cached_outputs(project: Path) -> None:
+    import os
+
+    assert invoke("run", "pipes.py:numbers", "--executor", "inline").exit_code == 0
+    # Change the bytes behind the stamp's back: same size, same inode, mtime restored.
+    target = project / "data" / "squares" / "2.json"
+    before = target.stat()
+    original = target.read_bytes()
+    target.write_bytes(original.replace(b'"sq": 4', b'"sq": 5'))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    trusted = invoke("run", "pipes.py:numbers", "--executor", "inline")
+    assert summary_row(trusted.output, "square") == ["", "3", "", "", "3"]
+    checked = invoke("run", "pipes.py:numbers", "--executor", "inline", "--verify")
+    assert checked.exit_code == 0, checked.output
+    assert summary_row(checked.output, "square") == ["1", "2", "", "", "3"]
+    assert target.read_bytes() == original
