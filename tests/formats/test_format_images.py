@@ -138,11 +138,13 @@ def test_dask_array_is_written_without_materialising_it(
     big = da.ones((2, 4, 256, 256), dtype=np.uint16, chunks=(1, 1, 256, 256)) * 3
     sizes, counter = _count_chunk_computes()
     with counter:
-        fmt.write(big, store, name)
+        record = fmt.write(big, store, name)
     whole = big.nbytes
     assert sizes, "nothing was computed through dask"
     assert max(sizes) <= whole // 8  # never more than one plane at a time
     np.testing.assert_array_equal(fmt.read(store, name), np.full(big.shape, 3, np.uint16))
+    # the same pixels as a numpy array give the same bytes
+    assert fmt.write(big.compute(), store, "numpy-" + name).hash == record.hash
 
 
 def test_ome_zarr_read_back_by_bioio(tmp_path: Path) -> None:
