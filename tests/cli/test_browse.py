@@ -71,6 +71,7 @@ def test_show_a_call_by_short_key(history: History) -> None:
     assert history.crop_key in out
     assert "cell_index" in out
     assert history.crop_path in out
+    assert history.raw_path in out  # its input
 
 
 def test_show_a_failed_call(history: History) -> None:

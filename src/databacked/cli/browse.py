@@ -140,7 +140,17 @@ def show(
             _show_artifact(artifact, producer, the_store.uri(artifact.path))
             return
         call = _find_call(cat, what)
-    _show_call(call)
+        inputs = _inputs_of(cat, call)
+    _show_call(call, inputs)
+
+
+def _inputs_of(cat: Catalog, call: CallRow) -> tuple[Any, ...]:
+    """The call's input artifacts, read from the first level of one output's lineage."""
+    for artifact in (call.outputs or {}).values():
+        rows = cat.lineage(artifact.store, artifact.path)
+        if rows and rows[0].call is not None and rows[0].call.key == call.key:
+            return rows[0].inputs
+    return ()
 
 
 def _find_call(cat: Catalog, key: str) -> CallRow:
@@ -180,7 +190,7 @@ def _show_artifact(artifact: Any, producer: CallRow | None, uri: str) -> None:
     console.print(table)
 
 
-def _show_call(call: CallRow) -> None:
+def _show_call(call: CallRow, inputs: tuple[Any, ...] = ()) -> None:
     table = Table(show_header=False, title=f"call {short(call.key)} of {call.step}")
     table.add_column(style="bold")
     table.add_column()
@@ -195,6 +205,8 @@ def _show_call(call: CallRow) -> None:
     table.add_row("host", f"{call.host} (pid {call.pid})" if call.pid else call.host)
     for name, value in (call.params or {}).items():
         table.add_row(f"param {name}", _compact(value))
+    for ref in inputs:
+        table.add_row("input", f"{ref.path or '(value)'} [dim]{short(ref.hash)}[/dim]")
     for name, artifact in (call.outputs or {}).items():
         table.add_row(f"output {name}", f"{artifact.path} ({human_size(artifact.size)})")
     if call.error_type or call.error_message:
