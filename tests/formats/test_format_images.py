@@ -143,8 +143,9 @@ def test_dask_array_is_written_without_materialising_it(
     assert sizes, "nothing was computed through dask"
     assert max(sizes) <= whole // 8  # never more than one plane at a time
     np.testing.assert_array_equal(fmt.read(store, name), np.full(big.shape, 3, np.uint16))
-    # the same pixels as a numpy array give the same bytes
-    assert fmt.write(big.compute(), store, "numpy-" + name).hash == record.hash
+    if not fmt.directory:  # (a Zarr keeps the dask chunking, so its chunk files differ)
+        # the same pixels as a numpy array give the same bytes
+        assert fmt.write(big.compute(), store, "numpy-" + name).hash == record.hash
 
 
 def test_ome_zarr_read_back_by_bioio(tmp_path: Path) -> None:
