@@ -97,3 +97,9 @@ def test_second_call_leaves_files_untouched_and_repairs_a_changed_one(tmp_path: 
 def test_too_small_a_field_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="too small"):
         make_plate(tmp_path, size=(16, 16))
+
+
+def test_names_that_are_not_file_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="file names"):
+        make_plate(tmp_path, wells=("../A01",))
+    assert not any(tmp_path.parent.glob("A01_s*.ome.tiff"))

@@ -13,6 +13,7 @@ arguments give byte-identical files.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ import pandas as pd
 import databacked as db
 
 # Bump when the pixels a given set of arguments produces change, so old plates are rewritten.
-GENERATOR = "databacked.examples.synthetic/1"
+GENERATOR = "databacked.examples.synthetic/2"
 MANIFEST = "manifest.json"
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
 PIXEL_SIZE_UM = 0.65  # a 20x objective on a common sCMOS camera
 HALF_BOX = 20  # half the side of a cell's bounding box, in pixels
 _CELLS_PER_256_SQUARED = 6
@@ -86,6 +88,12 @@ def make_plate(
         )
     if fields < 1 or not wells or not channels:
         raise ValueError("make_plate needs at least one well, one field and one channel.")
+    bad = [name for name in (plate, *wells) if not _NAME.fullmatch(str(name))]
+    if bad:
+        raise ValueError(
+            f"Plate and well names become file names; {bad[0]!r} is not one: "
+            "use letters, digits, '-' and '_' only."
+        )
     channels = [str(c) for c in channels]
     plate_dir = Path(folder).resolve() / plate
     plate_dir.mkdir(parents=True, exist_ok=True)
