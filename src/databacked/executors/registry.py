@@ -10,6 +10,7 @@ executor was named by a URL.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -81,12 +82,16 @@ def get_executor(
     name = _ALIASES.get(name.lower(), name.lower())
     factory = _factory(name)
     try:
-        executor = factory(workers=workers, **options)
+        # Check the options against the signature only, so a TypeError raised inside the
+        # constructor is not mistaken for a bad option.
+        inspect.signature(factory).bind(workers=workers, **options)
     except TypeError as exc:
         raise ExecutorError(
             f"The {name} executor does not accept the options {sorted(options)}: {exc}."
         ) from exc
-    return executor
+    except ValueError:
+        pass  # no introspectable signature (a C extension): let the call decide
+    return factory(workers=workers, **options)
 
 
 def _factory(name: str) -> Callable[..., Executor]:
