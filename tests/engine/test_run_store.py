@@ -297,3 +297,18 @@ def test_progress_events(steps, where) -> None:
     events.clear()
     db.run(steps().main, [1, 2], progress=events.append, **where)
     assert {e.status for e in events} == {"cached"}
+
+
+def test_touched_output_is_rehashed_once_then_trusted_again(steps, where, log: Path) -> None:
+    mod = steps()
+    db.run(mod.main, [1], **where)
+    output = Path(where["store"], "scaled", "1.json")
+    os.utime(output, ns=(1_000_000_000, 1_000_000_000))  # stamp moves, bytes do not
+    catalog = db.Catalog.open(where["catalog"])
+    try:
+        assert db.run(mod.main, [1], **where).counts()["cached"] == 2
+        row = catalog.artifact_by_path(db.Store(where["store"]).url, "scaled/1.json")
+        assert row is not None
+        assert row.stamp == db.Store(where["store"]).info("scaled/1.json").stamp
+    finally:
+        catalog.close()

@@ -16,13 +16,20 @@ MANY = 50
 """Beyond this many new calls, earlier versions of their targets are listed in one query."""
 
 
-def classify(states: list[CallState], store: Any, catalog: Any, verify: bool) -> None:
-    """Mark each keyed call ``cached`` or ``run`` with a reason (batched catalog + stat)."""
+def classify(
+    states: list[CallState], store: Any, catalog: Any, verify: bool, *, refresh: bool = True
+) -> None:
+    """Mark each keyed call ``cached`` or ``run`` with a reason (batched catalog + stat).
+
+    With ``refresh``, outputs whose stamp moved but whose bytes re-hashed equal get their
+    new stamp recorded, so the next no-op run trusts ``stat`` again instead of re-hashing.
+    """
     cacheable = [s for s in states if s.step.cache and s.step.persist]
     found = catalog.lookup([s.key for s in cacheable]) if cacheable else {}
     paths = [a.path for s in cacheable if s.key in found for a in found[s.key].outputs.values()]
     infos = store.infos(paths) if paths else {}
     need_history: list[CallState] = []
+    restamped: list[Any] = []
     for state in states:
         row = found.get(state.key)
         if row is None:
@@ -30,14 +37,31 @@ def classify(states: list[CallState], store: Any, catalog: Any, verify: bool) ->
             need_history.append(state)
             continue
         problem = _output_problem(row, infos, store, verify)
+        moved = {
+            name: a
+            for name, a in row.outputs.items()
+            if not problem and infos[a.path].stamp != a.stamp
+        }
+        if moved:
+            restamped.append(_restamped(state, store.url, moved, infos))
         if problem:
             state.status, state.reason = "run", problem
         else:
             state.status, state.reason = "cached", ""
             # catalog rows carry what dependants and Artifacts need (path, hash, format...)
             state.records = dict(row.outputs)
+    if refresh and restamped:
+        # calls are insert-or-ignore, artifacts upserts: only the stamps change
+        catalog.record_calls(restamped)
     if need_history:
         _reasons(need_history, store, catalog)
+
+
+def _restamped(state: CallState, store_url: str, moved: dict[str, Any], infos: dict) -> Any:
+    from databacked.catalog.records import CallRecord
+
+    outputs = {name: to_record(a, stamp=infos[a.path].stamp) for name, a in moved.items()}
+    return CallRecord(key=state.key, step=state.step.name, store=store_url, outputs=outputs)
 
 
 def _output_problem(row: Any, infos: dict[str, Any], store: Any, verify: bool) -> str:
@@ -96,8 +120,8 @@ def _reasons(states: list[CallState], store: Any, catalog: Any) -> None:
             state.reason = "input changed"
 
 
-def to_record(artifact: Any) -> Any:
-    """An ArtifactRecord from a catalog ArtifactRow."""
+def to_record(artifact: Any, stamp: str | None = None) -> Any:
+    """An ArtifactRecord from a catalog ArtifactRow (optionally with a newer stamp)."""
     from databacked.formats.base import ArtifactRecord
 
     return ArtifactRecord(
@@ -105,7 +129,7 @@ def to_record(artifact: Any) -> Any:
         hash=artifact.hash,
         size=artifact.size,
         format=artifact.format,
-        stamp=artifact.stamp,
+        stamp=artifact.stamp if stamp is None else stamp,
         metadata=dict(artifact.metadata or {}),
     )
 

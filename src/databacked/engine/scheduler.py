@@ -217,7 +217,7 @@ class Scheduler:
             else:
                 self.leaders[state.key] = state
                 unique.append(state)
-        classify(unique, self.store, self.catalog, self.verify)
+        classify(unique, self.store, self.catalog, self.verify, refresh=not self.dry_run)
         runs = []
         for state in unique:
             if state.status == "cached":
