@@ -1,0 +1,264 @@
+"""Running one datum's transform: lay its files out, call Python or a command, upload outputs.
+
+Both kinds see the datum the same way. Its files are laid out under a temporary
+``input_dir`` as in their repos (``<input name>/<path in repo>``; hard links or copies for a
+local store, downloads from an object store), and the transform writes into an empty
+``output_dir``. Every file left in ``output_dir`` is uploaded atomically (``Store.put_file``)
+to ``<pipeline>/<its path under output_dir>``: the pipeline's output repo, laid out as the
+transform wrote it. Two datums writing the same output path is an error (the runner fails
+the later one), so a transform writes under a name of its own datum (``{plate}/...``).
+
+``python: module:function`` is called with the keyword arguments its signature asks for, out
+of: ``files`` (``dict[layout path, Path]``), ``input_dir``, ``output_dir`` (``Path``),
+``datum`` (the id), ``group``, ``attributes`` (dict), and each named capture by name
+(``plate``, ``well``...). It may return ``None`` (it wrote files), or ``{name: value}``: each
+value is written with the format of the name's extension (or ``output.format``), the name
+filled like a command's placeholders. A non-dict value needs ``output.target``.
+
+``cmd: [...]`` runs without a shell. Placeholders ``{input_dir}``, ``{output_dir}``,
+``{datum}``, ``{group}``, named captures (``{plate}``) and numbered ones (``{1}``) are filled
+in; the same values are in the environment as ``DATABACKED_INPUT_DIR``,
+``DATABACKED_OUTPUT_DIR``, ``DATABACKED_DATUM``, ``DATABACKED_GROUP``, ``DATABACKED_<NAME>``.
+A non-zero exit (not in ``accept_return_code``) fails the datum with its stderr tail.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from databacked.errors import SpecError
+from databacked.formats.base import ArtifactRecord
+from databacked.formats.registry import format_for_path, get_format, resolve_format
+from databacked.store import Store
+
+TAIL = 4000
+"""Characters of a failed command's stderr kept in its error message."""
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class DatumTask:
+    """Everything a worker needs to run one datum; picklable, no catalog."""
+
+    key: str
+    pipeline: str
+    datum: str
+    files: tuple[tuple[str, str], ...]
+    """(path in the store, layout path under input_dir) per file."""
+    values: dict[str, str] = field(default_factory=dict)
+    """Placeholder values: group, named captures, numbered captures ("1", "2"...)."""
+    function: Callable[..., Any] | None = None
+    cmd: tuple[str, ...] = ()
+    stdin: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    accept_return_code: tuple[int, ...] = ()
+    output_format: dict[str, Any] | None = None
+    output_target: str | None = None
+    cwd: str | None = None
+    """Working folder of a command (the project folder), so relative script paths work."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatumOutcome:
+    """What a worker reports about one datum."""
+
+    key: str
+    status: str
+    """``ok`` or ``failed``."""
+    records: dict[str, ArtifactRecord] = field(default_factory=dict)
+    """Path inside the output repo -> what was written."""
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    pid: int = 0
+
+
+def run_datum(task: DatumTask, store: Store) -> DatumOutcome:
+    """Run one datum in a scratch folder; never raises for a failure of the transform."""
+    started = time.time()
+    out = err = ""
+    try:
+        with tempfile.TemporaryDirectory(prefix="databacked-datum-") as scratch:
+            input_dir = Path(scratch) / "in"
+            output_dir = Path(scratch) / "out"
+            output_dir.mkdir(parents=True)
+            laid = lay_out(store, task.files, input_dir)
+            if task.function is not None:
+                returned = _call_python(task, laid, input_dir, output_dir)
+                _write_returned(task, returned, output_dir)
+            else:
+                out, err = _run_cmd(task, input_dir, output_dir)
+            records = upload(store, task.pipeline, output_dir)
+        return DatumOutcome(
+            task.key, "ok", records, stdout=out, stderr=err, started=started,
+            finished=time.time(), pid=os.getpid(),
+        )  # fmt: skip
+    except Exception as exc:
+        stderr = getattr(exc, "stderr_tail", err)
+        return DatumOutcome(
+            task.key,
+            "failed",
+            error_type=type(exc).__name__,
+            error_message=str(exc) or type(exc).__name__,
+            traceback=traceback.format_exc(),
+            stdout=out,
+            stderr=stderr,
+            started=started,
+            finished=time.time(),
+            pid=os.getpid(),
+        )
+
+
+def lay_out(store: Store, files: tuple[tuple[str, str], ...], input_dir: Path) -> dict[str, Path]:
+    """Place each store file at ``input_dir/<layout path>``: hard link, copy or download."""
+    laid = {}
+    for store_path, layout in files:
+        target = input_dir / layout
+        target.parent.mkdir(parents=True, exist_ok=True)
+        local = store.local_path(store_path)
+        if local is not None:
+            try:
+                os.link(local, target)  # same filesystem: no bytes copied
+            except OSError:
+                shutil.copyfile(local, target)
+        else:
+            with store.open(store_path) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        laid[layout] = target
+    return laid
+
+
+def upload(store: Store, pipeline: str, output_dir: Path) -> dict[str, ArtifactRecord]:
+    """Put every file under ``output_dir`` into the pipeline's repo; records by repo path."""
+    records = {}
+    for local in sorted(p for p in output_dir.rglob("*") if p.is_file()):
+        rel = local.relative_to(output_dir).as_posix()
+        written = store.put_file(f"{pipeline}/{rel}", local)
+        fmt = format_for_path(rel)
+        records[rel] = ArtifactRecord(
+            path=written.path,
+            hash=written.hash,
+            size=written.size,
+            format=fmt.name if fmt is not None else "file",
+            stamp=written.stamp,
+        )
+    return records
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """Replace ``{name}`` placeholders that have a value; other braces stay as they are."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+# --- python ---------------------------------------------------------------------------------
+
+
+def _call_python(task: DatumTask, laid: dict[str, Path], input_dir: Path, output_dir: Path) -> Any:
+    assert task.function is not None
+    available: dict[str, Any] = {
+        key: value for key, value in task.values.items() if not key.isdigit()
+    }
+    available.update(
+        files=laid,
+        input_dir=input_dir,
+        output_dir=output_dir,
+        datum=task.datum,
+        group=task.values.get("group"),
+        attributes={k: v for k, v in task.values.items() if not k.isdigit() and k != "group"},
+    )
+    params = inspect.signature(task.function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = available
+    else:
+        kwargs = {name: available[name] for name in params if name in available}
+    return task.function(**kwargs)
+
+
+def _write_returned(task: DatumTask, returned: Any, output_dir: Path) -> None:
+    if returned is None:
+        return
+    if not isinstance(returned, Mapping):
+        if task.output_target is None:
+            raise SpecError(
+                f"the transform of pipeline '{task.pipeline}' returned a "
+                f"{type(returned).__name__} for datum {task.datum}; return {{file name: value}}, "
+                "write into output_dir, or set output.target in the spec."
+            )
+        returned = {task.output_target: returned}
+    scratch = Store(output_dir, durability="none")
+    for name, value in returned.items():
+        rel = scratch.check_path(fill(str(name), {"datum": task.datum, **task.values}))
+        fmt = (
+            get_format(task.output_format)
+            if task.output_format and format_for_path(rel) is None
+            else resolve_format(rel, value)
+        )
+        fmt.write(value, scratch, rel)
+
+
+# --- cmd ------------------------------------------------------------------------------------
+
+
+def _run_cmd(task: DatumTask, input_dir: Path, output_dir: Path) -> tuple[str, str]:
+    input_dir.mkdir(parents=True, exist_ok=True)
+    values = {
+        **task.values,
+        "input_dir": str(input_dir),
+        "output_dir": str(output_dir),
+        "datum": task.datum,
+    }
+    argv = [fill(arg, values) for arg in task.cmd]
+    env = dict(os.environ)
+    env.update({k: fill(v, values) for k, v in task.env.items()})
+    env.update(
+        DATABACKED_INPUT_DIR=str(input_dir),
+        DATABACKED_OUTPUT_DIR=str(output_dir),
+        DATABACKED_DATUM=task.datum,
+    )
+    for name, value in task.values.items():
+        if not name.isdigit():
+            env[f"DATABACKED_{name.upper()}"] = value
+    stdin = "".join(fill(line, values) + "\n" for line in task.stdin) if task.stdin else None
+    try:
+        done = subprocess.run(
+            argv, input=stdin, capture_output=True, text=True, env=env, cwd=task.cwd or output_dir,
+            check=False,
+        )  # fmt: skip
+    except OSError as exc:
+        raise SpecError(
+            f"pipeline '{task.pipeline}', datum {task.datum}: cannot start command "
+            f"'{argv[0]}' ({exc.strerror or exc}); install it or fix transform.cmd."
+        ) from exc
+    out, err = done.stdout[-TAIL:], done.stderr[-TAIL:]
+    if done.returncode != 0 and done.returncode not in task.accept_return_code:
+        failure = CommandFailed(
+            f"pipeline '{task.pipeline}', datum {task.datum}: command '{argv[0]}' exited with "
+            f"code {done.returncode}; stderr: {err.strip() or '(empty)'}"
+        )
+        failure.stderr_tail = err
+        raise failure
+    return out, err
+
+
+class CommandFailed(Exception):
+    """A ``cmd`` transform exited non-zero; the message carries its stderr tail."""
+
+    stderr_tail: str = ""
+
+
+__all__ = ["DatumOutcome", "DatumTask", "fill", "lay_out", "run_datum", "upload"]
