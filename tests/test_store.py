@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from databacked.errors import ArtifactNotFound, StoreError
-from databacked.hashing import hash_bytes
+from databacked.hashing import hash_bytes, hash_file
 from databacked.store import STAGING_PREFIX, Store, is_transient, retrying
 from databacked.testing.store_contract import StoreContract
 
@@ -216,3 +216,17 @@ def test_unreachable_store_is_one_sentence_without_secrets() -> None:
     assert "s3://nobucket/x/a.bin" in message and "reachable" in message
     assert "example-secret-value" not in message and "AKIAEXAMPLEKEYID" not in message
     assert "example-secret-value" not in repr(store)
+
+
+def test_seekable_writer_commits_atomically_and_hashes_the_final_bytes(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    with store.seekable_writer("a/b.bin") as target:
+        target.file.write(b"xxxx-tail")
+        target.file.seek(0)
+        target.file.write(b"head")  # patched in place, as tifffile does with IFD offsets
+    assert (tmp_path / "a/b.bin").read_bytes() == b"head-tail"
+    assert target.result is not None and target.result.hash == hash_file(tmp_path / "a/b.bin")
+    with pytest.raises(RuntimeError), store.seekable_writer("a/c.bin") as target:
+        target.file.write(b"partial")
+        raise RuntimeError("the library failed half way")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b.bin"]

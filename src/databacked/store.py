@@ -239,6 +239,69 @@ class HashingWriter(io.RawIOBase):
             self._tmp = None
 
 
+class SeekableWriter:
+    """A real temporary file for libraries that seek back while writing (tifffile).
+
+    Such bytes cannot be hashed as they stream out (earlier bytes are patched later), so the
+    finished file is hashed once, memory-mapped on all threads while it is still in the page
+    cache, then renamed into place (local) or uploaded (object stores, hashed on the way).
+    ``.file`` is the open binary file; ``.result`` holds the WriteResult after exit.
+    """
+
+    def __init__(self, store: Store, relpath: str) -> None:
+        self._store = store
+        self.path = relpath
+        self.file: Any = None
+        self._tmp: str | None = None
+        self.result: WriteResult | None = None
+
+    def __enter__(self) -> SeekableWriter:
+        store = self._store
+        if store.is_local:
+            final = store.full_path(self.path)
+            folder, name = os.path.split(final)
+            store._wrap("create the folder of", self.path, os.makedirs, folder, exist_ok=True)
+            self._tmp = os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
+            self.file = store._wrap("write", self.path, open, self._tmp, "w+b")
+        else:
+            import tempfile
+
+            self.file = tempfile.NamedTemporaryFile(prefix=STAGING_PREFIX, delete=False)
+            self._tmp = self.file.name
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self.result = self._commit()
+        finally:
+            with contextlib.suppress(Exception):
+                if self.file is not None and not self.file.closed:
+                    self.file.close()
+            if self._tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._tmp)
+                self._tmp = None
+
+    def _commit(self) -> WriteResult:
+        store = self._store
+        assert self._tmp is not None
+        self.file.flush()
+        if not store.is_local:
+            self.file.close()
+            return store.put_file(self.path, self._tmp)
+        if store.durability == "fsync":
+            os.fsync(self.file.fileno())
+        self.file.close()
+        digest = hash_file(self._tmp)
+        size = os.path.getsize(self._tmp)
+        final = store.full_path(self.path)
+        store._wrap("write", self.path, os.replace, self._tmp, final)
+        self._tmp = None
+        store._written(final)
+        return WriteResult(self.path, size, digest, store.info(self.path).stamp)
+
+
 class DirectoryWriter:
     """Where a directory artifact (Zarr) is written: ``.path`` plus ``storage_options``."""
 
@@ -570,6 +633,10 @@ class Store:
     def writer(self, relpath: str) -> HashingWriter:
         """An atomic, hashing writer: ``with store.writer(p) as f: f.write(...)``; ``f.result``."""
         return HashingWriter(self, self.check_path(relpath))
+
+    def seekable_writer(self, relpath: str) -> SeekableWriter:
+        """A real, seekable temporary file committed atomically: ``.file`` inside the block."""
+        return SeekableWriter(self, self.check_path(relpath))
 
     def put_bytes(self, relpath: str, data: bytes | bytearray | memoryview) -> WriteResult:
         with self.writer(relpath) as out:

@@ -113,6 +113,10 @@ class Format:
             if self.directory:
                 with store.directory_writer(path) as target:
                     metadata = self._write_dir(value, target)
+            elif self.needs_seek and store.is_local:
+                # one write into the target folder, hashed once complete (from page cache)
+                with store.seekable_writer(path) as target:
+                    metadata = self._write(value, target.file)
             elif self.needs_seek:
                 with _spool(value) as spool:
                     metadata = self._write(value, spool)
