@@ -1,0 +1,603 @@
+"""The incremental spec runner: pipelines in dependency order, only new or changed datums.
+
+Per pipeline: match its datums (content hashes through the catalog's stat cache, so an
+unchanged file is never read again), key them (``datum_key``), look the keys up in the
+catalog in one batch, lease and run what is new or changed on the executor, record calls,
+outputs and lineage, and remove the outputs of datums whose inputs disappeared (the catalog
+keeps their history). A group datum that reads another pipeline's repo waits while an
+upstream datum of its group failed or waits in this run, or while the completeness its
+group declares is not met.
+
+Example::
+
+    result = run_specs("pipelines/", store=Store("data"), catalog=Catalog.open("c.db"),
+                       executor="processes")
+    print(result.summary())
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from databacked.catalog import Catalog
+from databacked.catalog.records import CallRecord, InputRef
+from databacked.engine.events import CallEvent
+from databacked.engine.keys import fingerprint as code_fingerprint
+from databacked.engine.keys import is_project_local
+from databacked.errors import ArtifactNotFound, SpecError
+from databacked.executors import Executor, get_executor
+from databacked.hashing import combine, hash_file
+from databacked.specs.complete import is_complete
+from databacked.specs.datums import Datum, datum_key, match_datums
+from databacked.specs.globs import compile_glob
+from databacked.specs.graph import spec_order
+from databacked.specs.loading import load_specs
+from databacked.specs.model import Spec
+from databacked.specs.transform import DatumOutcome, DatumTask, run_datum
+from databacked.store import FileInfo, Store
+
+LEASE_TTL = 300.0
+"""Seconds a datum's lease lasts without renewal; renewed while the run waits."""
+YOUNG_NS = 2_000_000_000
+"""Files modified this recently are hashed but not stat-cached (coarse mtime clocks)."""
+_UNSETTLED = ("new", "changed", "waiting", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class DatumRow:
+    """One datum's fate in a plan or run."""
+
+    pipeline: str
+    datum: str
+    key: str
+    status: str
+    """plan: new|changed|cached|waiting|removed; run: ran|cached|failed|waiting|removed."""
+    reason: str = ""
+    seconds: float | None = None
+    outputs: tuple[str, ...] = ()
+    error: str = ""
+    attributes: dict[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SpecPlan:
+    """What ``plan_specs`` found: one row per datum (and per removed datum)."""
+
+    rows: tuple[DatumRow, ...]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """pipeline -> status -> number of datums."""
+        out: dict[str, dict[str, int]] = {}
+        for row in self.rows:
+            per = out.setdefault(row.pipeline, {})
+            per[row.status] = per.get(row.status, 0) + 1
+        return out
+
+    def of(self, pipeline: str, status: str | None = None) -> list[DatumRow]:
+        return [r for r in self.rows if r.pipeline == pipeline and status in (None, r.status)]
+
+    def frame(self) -> Any:
+        """The rows as a pandas DataFrame."""
+        import pandas as pd
+
+        columns = list(DatumRow.__dataclass_fields__)
+        return pd.DataFrame([[getattr(r, c) for c in columns] for r in self.rows], columns=columns)
+
+    def summary(self) -> str:
+        return "; ".join(
+            f"{p}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items()))
+            for p, c in self.counts().items()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SpecRunResult(SpecPlan):
+    """What ``run_specs`` did; ``ok`` is False when any datum failed."""
+
+    run_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.status == "failed" for r in self.rows)
+
+
+def plan_specs(
+    folder_or_specs: str | os.PathLike[str] | Sequence[Spec],
+    *,
+    store: Store | str,
+    catalog: Catalog | str | None = None,
+) -> SpecPlan:
+    """Per pipeline, its datums as new / changed / cached / waiting / removed, with reasons."""
+    store = Store.from_url(store)
+    own = not isinstance(catalog, Catalog)
+    cat = Catalog.coerce(catalog)
+    try:
+        rows: list[DatumRow] = []
+        unsettled: dict[str, list[Datum]] = {}
+        specs, project = _ordered(folder_or_specs, store)
+        for spec in specs:
+            states, removed = _Planner(spec, store, cat, unsettled, project).classify()
+            unsettled[spec.pipeline] = [s.datum for s in states if s.status in _UNSETTLED]
+            rows += [s.row() for s in states] + removed
+        return SpecPlan(tuple(rows))
+    finally:
+        if own:
+            cat.close()
+
+
+def run_specs(
+    folder_or_specs: str | os.PathLike[str] | Sequence[Spec],
+    *,
+    store: Store | str,
+    catalog: Catalog | str | None = None,
+    executor: Executor | str = "inline",
+    workers: int | None = None,
+    progress: Callable[[CallEvent], None] | None = None,
+) -> SpecRunResult:
+    """Run every pipeline's new and changed datums, in dependency order."""
+    store = Store.from_url(store)
+    own_catalog = not isinstance(catalog, Catalog)
+    cat = Catalog.coerce(catalog)
+    own_executor = isinstance(executor, str)
+    pool = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
+    owner = f"specs-{uuid.uuid4().hex}"
+    specs, project = _ordered(folder_or_specs, store)
+    run_id = cat.start_run(
+        {"pipeline": ",".join(s.pipeline for s in specs), "host": socket.gethostname(),
+         "pid": os.getpid(), "python": sys.version.split()[0]}
+    )  # fmt: skip
+    rows: list[DatumRow] = []
+    try:
+        unsettled: dict[str, list[Datum]] = {}
+        for spec in specs:
+            planner = _Planner(spec, store, cat, unsettled, project)
+            states, removed = planner.classify()
+            _Execution(planner, pool, owner, run_id, progress).run(states)
+            kept = {path for s in states for path in s.outputs}
+            for row in removed:
+                for path in set(row.outputs) - kept:  # never what a present datum wrote
+                    store.delete(f"{spec.pipeline}/{path}")
+            unsettled[spec.pipeline] = [
+                s.datum for s in states if s.status in ("failed", "waiting")
+            ]
+            rows += [s.row() for s in states] + removed
+    finally:
+        cat.release(None, owner)
+        result = SpecRunResult(tuple(rows), run_id)
+        cat.finish_run(run_id, "ok" if result.ok else "failed", {"counts": result.counts()})
+        if own_executor:
+            pool.close()
+        if own_catalog:
+            cat.close()
+    return result
+
+
+def run_task(task: DatumTask, store: Store) -> DatumOutcome:
+    """What executors run for one datum (a top-level function, pickled by reference)."""
+    return run_datum(task, store)
+
+
+def _ordered(
+    source: str | os.PathLike[str] | Sequence[Spec], store: Store
+) -> tuple[list[Spec], Path]:
+    """Specs in dependency order, and the project folder (commands run there)."""
+    project = Path.cwd()
+    if isinstance(source, str | os.PathLike):
+        folder = Path(source)
+        base = folder.parent if folder.is_file() else folder
+        project = base.parent if base.name == "pipelines" else base
+        if project.is_dir() and str(project.resolve()) not in sys.path:
+            # Transforms name modules of the project (``steps:measure``); appended, so a
+            # project file never shadows an installed module.
+            sys.path.append(str(project.resolve()))
+        specs = load_specs(folder)
+    else:
+        specs = list(source)
+    return spec_order(specs, store), project.resolve()
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _State:
+    """One datum while the driver plans and runs it."""
+
+    pipeline: str
+    datum: Datum
+    key: str
+    status: str
+    reason: str = ""
+    seconds: float | None = None
+    outputs: tuple[str, ...] = ()
+    error: str = ""
+    attempts: int = 0
+    slot: str = ""
+    """The datum's identity across runs: its group key for groups (whose members change)."""
+
+    def row(self) -> DatumRow:
+        return DatumRow(
+            self.pipeline, self.datum.id, self.key, self.status, self.reason, self.seconds,
+            self.outputs, self.error, dict(self.datum.attributes),
+        )  # fmt: skip
+
+
+class _Planner:
+    """Classifies one pipeline's datums from listings, the stat cache and batched lookups."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        store: Store,
+        catalog: Catalog,
+        unsettled: Mapping[str, list[Datum]],
+        project: Path,
+    ) -> None:
+        self.spec, self.store, self.catalog = spec, store, catalog
+        self.unsettled, self.project = unsettled, project
+        self.function, self.fingerprint = _transform_identity(spec, project)
+        self.output_infos: dict[str, FileInfo] = {}
+        self.before: dict[str, tuple[str, list[str]]] = {}
+
+    def classify(self) -> tuple[list[_State], list[DatumRow]]:
+        spec, name = self.spec, self.spec.pipeline
+        datums = match_datums(spec, self.store, hashes=self._hashes)
+        keys = [datum_key(self.fingerprint, d, spec.key_by) for d in datums]
+        prefix = name + "/"
+        self.output_infos = {i.path: i for i in self.store.list(name)}
+        previous = [
+            a for a in self.catalog.artifacts(self.store.url, prefix) if a.path in self.output_infos
+        ]
+        found = self.catalog.lookup({*keys, *(a.key for a in previous if a.key)})
+        # slot -> its call's key and outputs now in the repo, from the catalog's rows
+        before: dict[str, tuple[str, list[str]]] = {}
+        for art in previous:
+            row = found.get(art.key or "")
+            if row is not None and "slot" in row.params:
+                entry = before.setdefault(row.params["slot"], (row.key, []))
+                entry[1].append(art.path[len(prefix) :])
+        unknown = [k for k in keys if k not in found]
+        failed = self.catalog.last_failures(unknown) if unknown else {}
+        states: list[_State] = []
+        first_of: dict[str, str] = {}
+        for datum, key in zip(datums, keys, strict=True):
+            state = _State(name, datum, key, "new", slot=self.slot(datum))
+            states.append(state)
+            waiting = self._waiting(datum)
+            if waiting:
+                state.status, state.reason = "waiting", waiting
+                continue
+            if key in first_of:
+                state.status, state.reason = "cached", f"identical to datum {first_of[key]}"
+                continue
+            first_of[key] = datum.id
+            row = found.get(key)
+            problem = self._output_problem(row) if row is not None else "new input"
+            if row is not None and not problem:
+                state.status = "cached"
+                state.outputs = tuple(a.path[len(prefix) :] for a in row.outputs.values())
+                continue
+            old = before.get(state.slot)
+            if key in failed:
+                state.status, state.reason = "changed" if old else "new", "previously failed"
+            elif row is not None:
+                state.status, state.reason = "changed", problem
+            elif old is not None:
+                old_row = found.get(old[0])
+                same_code = old_row is not None and old_row.fingerprint == self.fingerprint
+                state.status = "changed"
+                state.reason = "input changed" if same_code else "code changed"
+            else:
+                state.reason = "new input"
+        present = {s.slot for s in states}
+        removed = [
+            DatumRow(name, d, k, "removed", "inputs disappeared", outputs=tuple(sorted(paths)))
+            for d, (k, paths) in sorted(before.items())
+            if d not in present
+        ]
+        self.before = before
+        return states, removed
+
+    def slot(self, datum: Datum) -> str:
+        if self.spec.input.kind == "group" and datum.group is not None:
+            return f"group:{datum.group}"
+        return datum.id
+
+    def _output_problem(self, row: Any) -> str:
+        for art in row.outputs.values():
+            if art.store and art.store != self.store.url:
+                return "output missing"
+            info = self.output_infos.get(art.path)
+            if info is None:
+                with_info = self.store.infos([art.path]).get(art.path)
+                if with_info is None:
+                    return "output missing"
+                info = with_info
+            if info.size != art.size:
+                return "output modified"
+            if info.stamp != art.stamp and self.store.hash(art.path) != art.hash:
+                return "output modified"
+        return ""
+
+    def _waiting(self, datum: Datum) -> str:
+        if self.spec.input.kind != "group":
+            return ""
+        ok, why = is_complete(datum, self.spec, self.store)
+        if not ok:
+            return f"waiting: group {datum.group} incomplete ({why})"
+        repos = {f.repo for f in datum.files}
+        for repo in sorted(repos & set(self.unsettled)):
+            pending = [u for u in self.unsettled[repo] if _related(datum.group, u)]
+            if pending:
+                return (
+                    f"waiting: {len(pending)} datum(s) of '{repo}' in group {datum.group} not done"
+                )
+        return ""
+
+    def _hashes(self, infos: Sequence[FileInfo]) -> dict[str, str]:
+        known = self.catalog.stat_cache_get(self.store.url, [i.path for i in infos])
+        out: dict[str, str] = {}
+        fresh = []
+        now = time.time_ns()
+        for info in infos:
+            hit = known.get(info.path)
+            if hit is not None and hit[0] == info.stamp:
+                out[info.path] = hit[1]
+                continue
+            try:
+                digest = self.store.hash(info.path)
+            except ArtifactNotFound:
+                continue  # vanished since the listing: match_datums leaves its datums
+            out[info.path] = digest
+            if info.mtime_ns is None or now - info.mtime_ns > YOUNG_NS:
+                fresh.append((info.path, info.stamp, info.size, digest))
+        if fresh:
+            self.catalog.stat_cache_put(self.store.url, fresh)
+        return out
+
+    def task(self, state: _State) -> DatumTask:
+        t = self.spec.transform
+        out = self.spec.output
+        fmt = {"name": out.format, **out.options} if out.format else None
+        return DatumTask(
+            key=state.key,
+            pipeline=self.spec.pipeline,
+            datum=state.datum.id,
+            files=tuple((f.store_path, f.layout_path) for f in state.datum.files),
+            values=_values(self.spec, state.datum),
+            function=self.function,
+            cmd=tuple(t.cmd or ()),
+            stdin=tuple(t.stdin or ()),
+            env=dict(t.env),
+            accept_return_code=tuple(t.accept_return_code),
+            output_format=fmt,
+            output_target=out.target,
+            cwd=str(self.project),
+        )
+
+
+def _related(group: str | None, upstream: Datum) -> bool:
+    """Whether an upstream datum belongs to a downstream group key (plate1 ~ plate1/A01_s1)."""
+    if not group:
+        return True
+    names = [upstream.group or "", *upstream.attributes.values()]
+    names += [f.path for f in upstream.files]
+    return any(n == group or n.startswith(group + "/") for n in names)
+
+
+def _values(spec: Spec, datum: Datum) -> dict[str, str]:
+    values = dict(datum.attributes)
+    if datum.group is not None:
+        values["group"] = datum.group
+    if datum.files:
+        first = datum.files[0]
+        for pfs in spec.input.pfs_inputs():
+            if pfs.input_name != first.input or pfs.repo != first.repo:
+                continue
+            regex = compile_glob(pfs.glob, pfs.names).regex
+            parts = first.path.split("/")
+            for depth in range(1, len(parts) + 1):
+                match = regex.match("/" + "/".join(parts[:depth]))
+                if match is not None:
+                    values.update({str(i): g or "" for i, g in enumerate(match.groups(), 1)})
+                    break
+            break
+    return values
+
+
+def _transform_identity(spec: Spec, project: Path) -> tuple[Callable[..., Any] | None, str]:
+    """The transform's function (python) and its fingerprint (code, or command + scripts)."""
+    t = spec.transform
+    extra = json.dumps(
+        {"env": t.env, "output": spec.output.model_dump(), "ok": t.accept_return_code},
+        sort_keys=True,
+    )
+    if t.python is not None:
+        fn = _import(spec)
+        base = code_fingerprint(fn, spec.pipeline, t.version)
+        if is_project_local(fn) and fn.__module__ != "__main__":
+            import cloudpickle
+
+            # Worker processes may not have the project on sys.path: ship the module's code.
+            cloudpickle.register_pickle_by_value(sys.modules[fn.__module__])
+        return fn, combine("spec-python", base, extra)
+    if t.version is not None:
+        return None, combine("spec-cmd", f"{spec.pipeline}@{t.version}", extra)
+    scripts = [hash_file(project / arg) for arg in (t.cmd or []) if _is_script(project, arg)]
+    command = json.dumps({"cmd": t.cmd, "stdin": t.stdin}, sort_keys=True)
+    return None, combine("spec-cmd", command, extra, *scripts)
+
+
+def _is_script(project: Path, arg: str) -> bool:
+    # Only relative paths inside the project count: a command's own scripts, not /usr/bin.
+    return "{" not in arg and not os.path.isabs(arg) and (project / arg).is_file()
+
+
+def _import(spec: Spec) -> Callable[..., Any]:
+    ref = spec.transform.python or ""
+    module_name, _, name = ref.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise SpecError(
+            f"{spec.origin}: cannot import transform.python '{ref}' ({exc}); make the module "
+            "importable (install it or keep it in the project folder)."
+        ) from exc
+    return getattr(fn, "fn", fn)
+
+
+# --- execution ------------------------------------------------------------------------------
+
+
+class _Execution:
+    """Leases, submits and records one pipeline's datums that need to run."""
+
+    def __init__(
+        self,
+        planner: _Planner,
+        pool: Executor,
+        owner: str,
+        run_id: str,
+        progress: Callable[[CallEvent], None] | None,
+    ) -> None:
+        self.planner, self.pool, self.owner, self.run_id = planner, pool, owner, run_id
+        self.catalog, self.store = planner.catalog, planner.store
+        self.progress = progress or (lambda _event: None)
+
+    def run(self, states: list[_State]) -> None:
+        name = self.planner.spec.pipeline
+        todo = [s for s in states if s.status in ("new", "changed")]
+        for s in states:
+            if s.status == "cached":
+                self.progress(CallEvent(name, s.key, "cached"))
+            elif s.status == "waiting":
+                self.progress(CallEvent(name, s.key, "skipped"))
+        held = self.catalog.acquire([s.key for s in todo], self.owner, LEASE_TTL) if todo else set()
+        for s in todo:
+            if s.key not in held:
+                s.status, s.reason = "waiting", "waiting: running in another driver"
+        todo = [s for s in todo if s.key in held]
+        futures = {self._submit(s): s for s in todo}
+        records: list[CallRecord] = []
+        failures: list[CallRecord] = []
+        claimed = self._claims(states)
+        while futures:
+            done, _ = cf.wait(futures, timeout=LEASE_TTL / 4, return_when=cf.FIRST_COMPLETED)
+            self.catalog.renew(self.owner, LEASE_TTL)
+            for future in done:
+                state = futures.pop(future)
+                outcome = _outcome(future, state.key)
+                if outcome.status == "ok":
+                    outcome = self._check_collisions(outcome, state, claimed)
+                if outcome.status != "ok" and state.attempts <= self.planner.spec.retries:
+                    futures[self._submit(state)] = state
+                    continue
+                record = self._record(state, outcome)
+                (records if outcome.status == "ok" else failures).append(record)
+        self.store.sync()  # outputs durable before their rows commit
+        if records:
+            self.catalog.record_calls(records)
+        if failures:
+            self.catalog.record_failures(failures)
+        self._drop_stale(states)
+        self.catalog.release([s.key for s in todo], self.owner)
+
+    def _submit(self, state: _State) -> cf.Future[Any]:
+        state.attempts += 1
+        self.progress(CallEvent(state.pipeline, state.key, "running"))
+        return self.pool.submit(run_task, self.planner.task(state), self.store)
+
+    def _claims(self, states: list[_State]) -> dict[str, str]:
+        """Output path -> slot, for outputs of datums that are still present."""
+        present = {s.slot for s in states}
+        return {
+            path: datum
+            for datum, (_key, paths) in self.planner.before.items()
+            if datum in present
+            for path in paths
+        }
+
+    def _check_collisions(
+        self, outcome: DatumOutcome, state: _State, claimed: dict[str, str]
+    ) -> DatumOutcome:
+        for path in outcome.records:
+            other = claimed.setdefault(path, state.slot)
+            if other != state.slot:
+                return replace(
+                    outcome,
+                    status="failed",
+                    records={},
+                    error_type="SpecError",
+                    error_message=(
+                        f"pipeline '{state.pipeline}': datum {state.datum.id} wrote "
+                        f"{state.pipeline}/{path}, which datum {other} writes too; write "
+                        "outputs under a name of the datum (e.g. '{plate}/...')."
+                    ),
+                )
+        return outcome
+
+    def _record(self, state: _State, outcome: DatumOutcome) -> CallRecord:
+        seconds = outcome.finished - outcome.started if outcome.finished else None
+        ok = outcome.status == "ok"
+        state.status = "ran" if ok else "failed"
+        state.seconds = seconds
+        state.outputs = tuple(sorted(outcome.records))
+        state.error = "" if ok else outcome.error_message
+        self.progress(
+            CallEvent(state.pipeline, state.key, state.status, seconds, state.error or None)
+        )
+        d = state.datum
+        return CallRecord(
+            key=state.key,
+            step=state.pipeline,
+            fingerprint=self.planner.fingerprint,
+            run_id=self.run_id,
+            status="ok" if ok else "failed",
+            store=self.store.url,
+            params={
+                "datum": d.id,
+                "slot": state.slot,
+                "group": d.group,
+                "attributes": dict(d.attributes),
+            },
+            inputs={"files": [InputRef(f.hash, f.store_path) for f in d.files]},
+            outputs=outcome.records,
+            started=outcome.started,
+            finished=outcome.finished,
+            host=socket.gethostname(),
+            pid=outcome.pid,
+            stdout=outcome.stdout,
+            stderr=outcome.stderr,
+            error_type=outcome.error_type,
+            error_message=outcome.error_message,
+            traceback=outcome.traceback,
+        )
+
+    def _drop_stale(self, states: Iterable[_State]) -> None:
+        """A re-run datum's earlier outputs that it no longer writes leave the repo."""
+        for s in states:
+            if s.status != "ran" or s.slot not in self.planner.before:
+                continue
+            for path in set(self.planner.before[s.slot][1]) - set(s.outputs):
+                self.store.delete(f"{s.pipeline}/{path}")
+
+
+def _outcome(future: cf.Future[Any], key: str) -> DatumOutcome:
+    try:
+        return future.result()
+    except Exception as exc:  # the executor lost the task (dead worker, cluster gone)
+        return DatumOutcome(key, "failed", error_type=type(exc).__name__, error_message=str(exc))
+
+
+__all__ = ["DatumRow", "SpecPlan", "SpecRunResult", "plan_specs", "run_specs", "run_task"]

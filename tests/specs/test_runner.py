@@ -1,0 +1,291 @@
+"""The incremental spec runner on seed 002's shape: per-site measurement, per-plate reduction."""
+
+from __future__ import annotations
+
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from databacked.catalog import Catalog
+from databacked.specs.runner import SpecPlan, plan_specs, run_specs
+from databacked.store import Store
+
+STEPS = """
+import csv
+
+import pandas as pd
+import tifffile
+
+
+def measure_site(files, output_dir, plate, well, site):
+    if well == "Z99":
+        raise ValueError("cannot segment well Z99")
+    out = output_dir / plate / f"{well}_s{site}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["channel", "mean"])
+        for name, path in sorted(files.items()):
+            writer.writerow([name.rsplit("_", 1)[-1][:-4], float(tifffile.imread(path).mean())])
+
+
+def plate_report(files, plate):
+    frames = [pd.read_csv(path).assign(site=name) for name, path in sorted(files.items())]
+    return {"{plate}.csv": pd.concat(frames, ignore_index=True)}
+
+
+def shout(files):
+    return {"{datum}.txt": [p.read_text().upper() for p in files.values()]}
+"""
+
+SPECS = """
+pipeline: measure
+input:
+  group:
+    - repo: raw
+      glob: "/(*)/(*)_s(*)_w(*).tif"
+      names: [plate, well, site, channel]
+      group_by: "$1/$2_s$3"
+transform:
+  python: {module}:measure_site
+---
+pipeline: plate_report
+input:
+  group:
+    - repo: measure
+      glob: "/(*)/*.csv"
+      names: [plate]
+      group_by: "$1"
+{complete}
+transform:
+  python: {module}:plate_report
+"""
+
+
+class Project:
+    """A project folder with pipelines/, a steps module and a local store."""
+
+    def __init__(self, root: Path, complete: str = "") -> None:
+        self.root = root
+        self.module = f"steps_{uuid.uuid4().hex[:8]}"  # a fresh module per test
+        (root / f"{self.module}.py").write_text(STEPS)
+        (root / "pipelines").mkdir()
+        specs = SPECS.format(module=self.module, complete=complete)
+        (root / "pipelines" / "screen.yml").write_text(specs)
+        self.data = root / "data"
+        self.store = Store(self.data)
+        self.catalog = Catalog.open(root / "catalog.db")
+
+    def site(self, plate: str, well: str, site: int, channels: int = 2) -> None:
+        for channel in range(1, channels + 1):
+            image = np.full((8, 8), 10 * site + channel, dtype=np.uint16)
+            path = self.data / f"raw/{plate}/{well}_s{site}_w{channel}.tif"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(path, image)
+
+    def run(self, **kw: object) -> SpecPlan:
+        kw.setdefault("executor", "inline")
+        return run_specs(self.root / "pipelines", store=self.store, catalog=self.catalog, **kw)
+
+    def plan(self) -> SpecPlan:
+        return plan_specs(self.root / "pipelines", store=self.store, catalog=self.catalog)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    p = Project(tmp_path)
+    yield p
+    p.catalog.close()
+
+
+def _counts(result: SpecPlan, pipeline: str) -> dict[str, int]:
+    return result.counts().get(pipeline, {})
+
+
+def test_first_run_computes_all_and_second_run_nothing(project: Project) -> None:
+    project.site("plate1", "A01", 1)
+    project.site("plate1", "A01", 2)
+
+    first = project.run()
+    second = project.run()
+
+    assert first.ok, first.rows
+    assert _counts(first, "measure") == {"ran": 2}
+    assert _counts(first, "plate_report") == {"ran": 1}
+    assert _counts(second, "measure") == {"cached": 2}
+    assert _counts(second, "plate_report") == {"cached": 1}
+    report = pd.read_csv(project.store.local_path("plate_report/plate1.csv"))
+    assert (
+        sorted(report["site"])
+        == ["measure/plate1/A01_s1.csv"] * 2 + ["measure/plate1/A01_s2.csv"] * 2
+    )
+    assert sorted(report["mean"]) == [11.0, 12.0, 21.0, 22.0]
+    [row] = project.catalog.lineage(project.store.url, "measure/plate1/A01_s1.csv")[:1]
+    assert row.call is not None
+    assert row.call.params["attributes"] == {"plate": "plate1", "well": "A01", "site": "1"}
+
+
+def test_a_new_site_runs_only_that_site_and_its_plate(project: Project) -> None:
+    project.site("plate1", "A01", 1)
+    project.site("plate2", "B01", 1)
+    project.run()
+    project.site("plate1", "A02", 1)
+
+    plan = project.plan()
+    result = project.run()
+
+    assert _counts(plan, "measure") == {"cached": 2, "new": 1}
+    [waiting] = plan.of("plate_report", "waiting")
+    assert waiting.reason.startswith("waiting: 1 datum")
+    assert _counts(result, "measure") == {"cached": 2, "ran": 1}
+    assert _counts(result, "plate_report") == {"cached": 1, "ran": 1}
+    [ran] = result.of("plate_report", "ran")
+    assert ran.attributes == {"plate": "plate1"}
+
+
+def test_deleted_site_removes_its_outputs_and_reruns_the_plate(project: Project) -> None:
+    project.site("plate1", "A01", 1)
+    project.site("plate1", "A01", 2)
+    project.run()
+    for channel in (1, 2):
+        (project.data / f"raw/plate1/A01_s2_w{channel}.tif").unlink()
+
+    plan = project.plan()
+    result = project.run()
+    again = project.run()
+
+    assert [r.outputs for r in plan.of("measure", "removed")] == [("plate1/A01_s2.csv",)]
+    assert not project.store.exists("measure/plate1/A01_s2.csv")
+    assert project.store.exists("measure/plate1/A01_s1.csv")
+    assert _counts(result, "measure") == {"cached": 1, "removed": 1}
+    assert _counts(result, "plate_report") == {"ran": 1}
+    assert len(pd.read_csv(project.store.local_path("plate_report/plate1.csv"))) == 2
+    assert _counts(again, "measure") == {"cached": 1}
+    # the catalog keeps the history of the removed output
+    assert project.catalog.artifact_by_path(project.store.url, "measure/plate1/A01_s2.csv")
+
+
+def test_a_changed_image_reruns_its_site_and_plate(project: Project) -> None:
+    project.site("plate1", "A01", 1)
+    project.site("plate1", "A01", 2)
+    project.run()
+    tifffile.imwrite(project.data / "raw/plate1/A01_s1_w1.tif", np.zeros((8, 8), "u2"))
+
+    result = project.run()
+
+    [changed] = result.of("measure", "ran")
+    assert changed.reason == "input changed"
+    assert _counts(result, "plate_report") == {"ran": 1}
+
+
+def test_plate_with_declared_count_waits_until_complete(tmp_path: Path) -> None:
+    complete = "      complete: {count: 3}"
+    project = Project(tmp_path, complete=complete)
+    project.site("plate1", "A01", 1)
+    project.site("plate1", "A01", 2)
+
+    early = project.run()
+    written_early = project.store.exists("plate_report/plate1.csv")
+    project.site("plate1", "A01", 3)
+    complete_run = project.run()
+    project.catalog.close()
+
+    [waiting] = early.of("plate_report")
+    assert waiting.status == "waiting"
+    assert "incomplete" in waiting.reason and "2 of 3" in waiting.reason
+    assert not written_early
+    assert _counts(complete_run, "plate_report") == {"ran": 1}
+    assert project.store.exists("plate_report/plate1.csv")
+
+
+def test_failed_site_isolated_and_its_plate_waits(project: Project) -> None:
+    project.site("plate1", "A01", 1)
+    project.site("plate1", "Z99", 1)
+    project.site("plate2", "A01", 1)
+
+    result = project.run()
+
+    assert not result.ok
+    [failed] = result.of("measure", "failed")
+    assert "cannot segment well Z99" in failed.error
+    assert _counts(result, "measure") == {"failed": 1, "ran": 2}
+    by_plate = {r.attributes["plate"]: r for r in result.of("plate_report")}
+    assert by_plate["plate1"].status == "waiting"
+    assert "not done" in by_plate["plate1"].reason
+    assert by_plate["plate2"].status == "ran"
+    assert project.plan().of("measure", "new")[0].reason == "previously failed"
+
+
+def test_processes_executor(project: Project) -> None:
+    project.site("plate1", "A01", 1)
+    project.site("plate1", "A02", 1)
+
+    result = project.run(executor="processes", workers=2)
+
+    assert result.ok, [r.error for r in result.rows]
+    assert _counts(result, "measure") == {"ran": 2}
+    assert project.store.exists("plate_report/plate1.csv")
+
+
+def _text_project(tmp_path: Path, spec: str) -> tuple[Path, Store, Catalog]:
+    store = Store(tmp_path / "data")
+    store.put_bytes("texts/a.txt", b"hello\n")
+    store.put_bytes("texts/b.txt", b"world\n")
+    store.put_bytes("texts/copy_of_a.txt", b"hello\n")
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "p.yml").write_text(textwrap.dedent(spec))
+    return tmp_path / "pipelines", store, Catalog.open(tmp_path / "catalog.db")
+
+
+def test_cmd_transform_and_its_failure(tmp_path: Path) -> None:
+    folder, store, catalog = _text_project(
+        tmp_path,
+        """
+        pipeline: upper
+        input: {repo: texts, glob: "/(*).txt"}
+        transform:
+          cmd: [sh, -c, "tr a-z A-Z < {input_dir}/texts/{1}.txt > {output_dir}/{1}.up"]
+        ---
+        pipeline: broken
+        input: {repo: texts, glob: "/(*).txt"}
+        transform:
+          cmd: [sh, -c, "echo 'bad input {1}' >&2; exit 4"]
+        """,
+    )
+    with catalog:
+        result = run_specs(folder, store=store, catalog=catalog)
+
+    assert store.read_bytes("upper/b.up") == b"WORLD\n"
+    assert _counts(result, "upper") == {"ran": 3}
+    errors = sorted(r.error for r in result.of("broken", "failed"))
+    assert len(errors) == 3
+    assert "exited with code 4" in errors[0] and "bad input a" in errors[0]
+
+
+def test_identical_datums_are_computed_once(tmp_path: Path) -> None:
+    module = f"shout_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(STEPS)
+    folder, store, catalog = _text_project(
+        tmp_path,
+        f"""
+        pipeline: loud
+        key_by: content
+        input: {{repo: texts, glob: "/*"}}
+        transform:
+          python: {module}:shout
+        """,
+    )
+    with catalog:
+        result = run_specs(folder, store=store, catalog=catalog)
+        again = run_specs(folder, store=store, catalog=catalog)
+
+    assert _counts(result, "loud") == {"ran": 2, "cached": 1}
+    [reused] = result.of("loud", "cached")
+    assert reused.reason.startswith("identical to datum")
+    assert _counts(again, "loud") == {"cached": 3}
