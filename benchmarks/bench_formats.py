@@ -9,6 +9,7 @@ a new file each time, as db.save does.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -64,9 +65,14 @@ def _fresh(path: Path) -> Path:
 
 
 def _images(tmp: Path) -> list[dict[str, Any]]:
-    image = np.random.default_rng(0).integers(0, 4096, size=(2, 2048, 2048), dtype=np.uint16)
-    mb = image.nbytes / 1e6
-    fmt = db.OmeTiff(dims="CYX", channel_names=["a", "b"])
+    # DATABACKED_BENCH_IMAGE_MB (default 1024, the 1 GiB): 2 channels x Z x 2048 x 2048
+    planes = max(1, int(os.environ.get("DATABACKED_BENCH_IMAGE_MB", "1024")) // 16)
+    image = np.random.default_rng(0).integers(
+        0, 4096, size=(2, planes, 2048, 2048), dtype=np.uint16
+    )
+    mb = image.nbytes / 2**20
+    shape = "x".join(str(n) for n in image.shape)
+    fmt = db.OmeTiff(dims="CZYX", channel_names=["a", "b"])
     ours_path, raw_path = tmp / "ours.ome.tiff", tmp / "raw.tif"
     save, write = _pair(
         lambda: db.save(image, ours_path, format=fmt),
@@ -74,11 +80,11 @@ def _images(tmp: Path) -> list[dict[str, Any]]:
     )
     load, read = _pair(lambda: db.load(ours_path), lambda: tifffile.imread(raw_path))
     rows = [
-        _row(f"db.save OME-TIFF 2x2048x2048 uint16 ({mb:.0f} MB)", save, "tifffile.imwrite", write),
+        _row(f"db.save OME-TIFF {shape} uint16 ({mb:.0f} MiB)", save, "tifffile.imwrite", write),
         _row("db.load OME-TIFF", load, "tifffile.imread", read),
     ]
-    chunks = (1, 1024, 1024)
-    zfmt = db.OmeZarr(dims="CYX", chunks=chunks)
+    chunks = (1, 1, 1024, 1024)
+    zfmt = db.OmeZarr(dims="CZYX", chunks=chunks)
     zours, zraw = tmp / "ours.ome.zarr", tmp / "raw.zarr"
 
     def raw_zarr_write() -> None:
@@ -90,7 +96,7 @@ def _images(tmp: Path) -> list[dict[str, Any]]:
     zsave, zwrite = _pair(lambda: db.save(image, zours, format=zfmt), raw_zarr_write)
     zload, zread = _pair(lambda: db.load(zours), lambda: zarr.open_array(zraw, mode="r")[:])
     rows += [
-        _row("db.save OME-Zarr 2x2048x2048 uint16", zsave, "zarr array write", zwrite),
+        _row(f"db.save OME-Zarr {shape} uint16 ({mb:.0f} MiB)", zsave, "zarr array write", zwrite),
         _row("db.load OME-Zarr", zload, "zarr array read", zread),
     ]
     return rows
