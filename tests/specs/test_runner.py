@@ -289,3 +289,26 @@ def test_identical_datums_are_computed_once(tmp_path: Path) -> None:
     [reused] = result.of("loud", "cached")
     assert reused.reason.startswith("identical to datum")
     assert _counts(again, "loud") == {"cached": 3}
+
+
+def test_many_small_datums_run_in_batches_with_failures_isolated(tmp_path: Path) -> None:
+    # 12 datums on one worker go as chunks of 3 (submit_batch); one failing item fails alone
+    folder, store, catalog = _text_project(
+        tmp_path,
+        """
+        pipeline: sizes
+        input: {repo: many, glob: "/(*).txt"}
+        transform:
+          cmd: [sh, -c, "test {1} != n07 && wc -c < {input_dir}/many/{1}.txt > {output_dir}/{1}"]
+        """,
+    )
+    for i in range(12):
+        store.put_bytes(f"many/n{i:02d}.txt", b"x" * i)
+    with catalog:
+        result = run_specs(folder, store=store, catalog=catalog, executor="threads", workers=1)
+
+    assert _counts(result, "sizes") == {"ran": 11, "failed": 1}
+    [failed] = result.of("sizes", "failed")
+    assert "exited with code 1" in failed.error
+    assert int(store.read_bytes("sizes/n05").strip()) == 5
+    assert not store.exists("sizes/n07")

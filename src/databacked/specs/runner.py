@@ -18,8 +18,6 @@ Example::
 from __future__ import annotations
 
 import concurrent.futures as cf
-import importlib
-import json
 import os
 import socket
 import sys
@@ -33,24 +31,28 @@ from typing import Any
 from databacked.catalog import Catalog
 from databacked.catalog.records import CallRecord, InputRef
 from databacked.engine.events import CallEvent
-from databacked.engine.keys import fingerprint as code_fingerprint
-from databacked.engine.keys import is_project_local
-from databacked.errors import ArtifactNotFound, SpecError
-from databacked.executors import Executor, get_executor
-from databacked.hashing import combine, hash_file
+from databacked.errors import ArtifactNotFound
+from databacked.executors import Executor, get_executor, split_batch
 from databacked.specs.complete import is_complete
 from databacked.specs.datums import Datum, datum_key, match_datums
-from databacked.specs.globs import compile_glob
 from databacked.specs.graph import spec_order
 from databacked.specs.loading import load_specs
 from databacked.specs.model import Spec
-from databacked.specs.transform import DatumOutcome, DatumTask, run_datum
+from databacked.specs.transform import (
+    DatumOutcome,
+    DatumTask,
+    placeholder_values,
+    run_datum,
+    transform_identity,
+)
 from databacked.store import FileInfo, Store
 
 LEASE_TTL = 300.0
 """Seconds a datum's lease lasts without renewal; renewed while the run waits."""
 YOUNG_NS = 2_000_000_000
 """Files modified this recently are hashed but not stat-cached (coarse mtime clocks)."""
+BATCH = 32
+"""Most datums per executor task when there are many more datums than workers."""
 _UNSETTLED = ("new", "changed", "waiting", "failed")
 
 
@@ -246,7 +248,7 @@ class _Planner:
     ) -> None:
         self.spec, self.store, self.catalog = spec, store, catalog
         self.unsettled, self.project = unsettled, project
-        self.function, self.fingerprint = _transform_identity(spec, project)
+        self.function, self.fingerprint = transform_identity(spec, project)
         self.output_infos: dict[str, FileInfo] = {}
         self.before: dict[str, tuple[str, list[str]]] = {}
 
@@ -375,7 +377,7 @@ class _Planner:
             pipeline=self.spec.pipeline,
             datum=state.datum.id,
             files=tuple((f.store_path, f.layout_path) for f in state.datum.files),
-            values=_values(self.spec, state.datum),
+            values=placeholder_values(self.spec, state.datum),
             function=self.function,
             cmd=tuple(t.cmd or ()),
             stdin=tuple(t.stdin or ()),
@@ -394,67 +396,6 @@ def _related(group: str | None, upstream: Datum) -> bool:
     names = [upstream.group or "", *upstream.attributes.values()]
     names += [f.path for f in upstream.files]
     return any(n == group or n.startswith(group + "/") for n in names)
-
-
-def _values(spec: Spec, datum: Datum) -> dict[str, str]:
-    values = dict(datum.attributes)
-    if datum.group is not None:
-        values["group"] = datum.group
-    if datum.files:
-        first = datum.files[0]
-        for pfs in spec.input.pfs_inputs():
-            if pfs.input_name != first.input or pfs.repo != first.repo:
-                continue
-            regex = compile_glob(pfs.glob, pfs.names).regex
-            parts = first.path.split("/")
-            for depth in range(1, len(parts) + 1):
-                match = regex.match("/" + "/".join(parts[:depth]))
-                if match is not None:
-                    values.update({str(i): g or "" for i, g in enumerate(match.groups(), 1)})
-                    break
-            break
-    return values
-
-
-def _transform_identity(spec: Spec, project: Path) -> tuple[Callable[..., Any] | None, str]:
-    """The transform's function (python) and its fingerprint (code, or command + scripts)."""
-    t = spec.transform
-    extra = json.dumps(
-        {"env": t.env, "output": spec.output.model_dump(), "ok": t.accept_return_code},
-        sort_keys=True,
-    )
-    if t.python is not None:
-        fn = _import(spec)
-        base = code_fingerprint(fn, spec.pipeline, t.version)
-        if is_project_local(fn) and fn.__module__ != "__main__":
-            import cloudpickle
-
-            # Worker processes may not have the project on sys.path: ship the module's code.
-            cloudpickle.register_pickle_by_value(sys.modules[fn.__module__])
-        return fn, combine("spec-python", base, extra)
-    if t.version is not None:
-        return None, combine("spec-cmd", f"{spec.pipeline}@{t.version}", extra)
-    scripts = [hash_file(project / arg) for arg in (t.cmd or []) if _is_script(project, arg)]
-    command = json.dumps({"cmd": t.cmd, "stdin": t.stdin}, sort_keys=True)
-    return None, combine("spec-cmd", command, extra, *scripts)
-
-
-def _is_script(project: Path, arg: str) -> bool:
-    # Only relative paths inside the project count: a command's own scripts, not /usr/bin.
-    return "{" not in arg and not os.path.isabs(arg) and (project / arg).is_file()
-
-
-def _import(spec: Spec) -> Callable[..., Any]:
-    ref = spec.transform.python or ""
-    module_name, _, name = ref.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise SpecError(
-            f"{spec.origin}: cannot import transform.python '{ref}' ({exc}); make the module "
-            "importable (install it or keep it in the project folder)."
-        ) from exc
-    return getattr(fn, "fn", fn)
 
 
 # --- execution ------------------------------------------------------------------------------
@@ -488,7 +429,7 @@ class _Execution:
             if s.key not in held:
                 s.status, s.reason = "waiting", "waiting: running in another driver"
         todo = [s for s in todo if s.key in held]
-        futures = {self._submit(s): s for s in todo}
+        futures = self._submit_all(todo)
         records: list[CallRecord] = []
         failures: list[CallRecord] = []
         claimed = self._claims(states)
@@ -512,6 +453,23 @@ class _Execution:
             self.catalog.record_failures(failures)
         self._drop_stale(states)
         self.catalog.release([s.key for s in todo], self.owner)
+
+    def _submit_all(self, states: list[_State]) -> dict[cf.Future[Any], _State]:
+        """Many short datums go in chunks, one executor task each (DESIGN section 6)."""
+        workers = max(1, getattr(self.pool, "max_workers", 1) or 1)
+        size = min(BATCH, len(states) // (4 * workers))
+        if size < 2:
+            return {self._submit(s): s for s in states}
+        futures: dict[cf.Future[Any], _State] = {}
+        for start in range(0, len(states), size):
+            chunk = states[start : start + size]
+            for state in chunk:
+                state.attempts += 1
+                self.progress(CallEvent(state.pipeline, state.key, "running"))
+            args = [(self.planner.task(s), self.store) for s in chunk]
+            batch = self.pool.submit_batch(run_task, args)
+            futures.update(zip(split_batch(batch, len(chunk)), chunk, strict=True))
+        return futures
 
     def _submit(self, state: _State) -> cf.Future[Any]:
         state.attempts += 1

@@ -24,11 +24,14 @@ A non-zero exit (not in ``accept_return_code``) fails the datum with its stderr 
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -37,9 +40,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from databacked.engine.keys import fingerprint as code_fingerprint
+from databacked.engine.keys import is_project_local
 from databacked.errors import SpecError
 from databacked.formats.base import ArtifactRecord
 from databacked.formats.registry import format_for_path, get_format, resolve_format
+from databacked.hashing import combine, hash_file
+from databacked.specs.datums import Datum
+from databacked.specs.globs import compile_glob
+from databacked.specs.model import Spec
 from databacked.store import Store
 
 TAIL = 4000
@@ -261,4 +270,78 @@ class CommandFailed(Exception):
     stderr_tail: str = ""
 
 
-__all__ = ["DatumOutcome", "DatumTask", "fill", "lay_out", "run_datum", "upload"]
+# --- identity (driver side) ------------------------------------------------------------------
+
+
+def placeholder_values(spec: Spec, datum: Datum) -> dict[str, str]:
+    """Values for placeholders: named captures, ``group``, numbered captures of the first file."""
+    values = dict(datum.attributes)
+    if datum.group is not None:
+        values["group"] = datum.group
+    if datum.files:
+        first = datum.files[0]
+        for pfs in spec.input.pfs_inputs():
+            if pfs.input_name != first.input or pfs.repo != first.repo:
+                continue
+            regex = compile_glob(pfs.glob, pfs.names).regex
+            parts = first.path.split("/")
+            for depth in range(1, len(parts) + 1):
+                match = regex.match("/" + "/".join(parts[:depth]))
+                if match is not None:
+                    values.update({str(i): g or "" for i, g in enumerate(match.groups(), 1)})
+                    break
+            break
+    return values
+
+
+def transform_identity(spec: Spec, project: Path) -> tuple[Callable[..., Any] | None, str]:
+    """The transform's function (python) and its fingerprint (code, or command + scripts)."""
+    t = spec.transform
+    extra = json.dumps(
+        {"env": t.env, "output": spec.output.model_dump(), "ok": t.accept_return_code},
+        sort_keys=True,
+    )
+    if t.python is not None:
+        fn = _import(spec)
+        base = code_fingerprint(fn, spec.pipeline, t.version)
+        if is_project_local(fn) and fn.__module__ != "__main__":
+            import cloudpickle
+
+            # Worker processes may not have the project on sys.path: ship the module's code.
+            cloudpickle.register_pickle_by_value(sys.modules[fn.__module__])
+        return fn, combine("spec-python", base, extra)
+    if t.version is not None:
+        return None, combine("spec-cmd", f"{spec.pipeline}@{t.version}", extra)
+    scripts = [hash_file(project / arg) for arg in (t.cmd or []) if _is_script(project, arg)]
+    command = json.dumps({"cmd": t.cmd, "stdin": t.stdin}, sort_keys=True)
+    return None, combine("spec-cmd", command, extra, *scripts)
+
+
+def _is_script(project: Path, arg: str) -> bool:
+    # Only relative paths inside the project count: a command's own scripts, not /usr/bin.
+    return "{" not in arg and not os.path.isabs(arg) and (project / arg).is_file()
+
+
+def _import(spec: Spec) -> Callable[..., Any]:
+    ref = spec.transform.python or ""
+    module_name, _, name = ref.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise SpecError(
+            f"{spec.origin}: cannot import transform.python '{ref}' ({exc}); make the module "
+            "importable (install it or keep it in the project folder)."
+        ) from exc
+    return getattr(fn, "fn", fn)
+
+
+__all__ = [
+    "DatumOutcome",
+    "DatumTask",
+    "fill",
+    "lay_out",
+    "placeholder_values",
+    "run_datum",
+    "transform_identity",
+    "upload",
+]
