@@ -150,6 +150,13 @@ def _mtime_ns(info: dict[str, Any]) -> int | None:
 # --- writers ------------------------------------------------------------------------------
 
 
+def _staging_file(store: Store, relpath: str) -> str:
+    """A fresh temporary name beside the target (same filesystem, so the rename is atomic)."""
+    folder, name = os.path.split(store.full_path(relpath))
+    store._wrap("create the folder of", relpath, os.makedirs, folder, exist_ok=True)
+    return os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
+
+
 class HashingWriter(io.RawIOBase):
     """A write-only file object that hashes bytes on their way out; ``.result`` after exit."""
 
@@ -181,10 +188,7 @@ class HashingWriter(io.RawIOBase):
     def __enter__(self) -> HashingWriter:
         store = self._store
         if store.is_local:
-            final = store.full_path(self.path)
-            folder, name = os.path.split(final)
-            store._wrap("create the folder of", self.path, os.makedirs, folder, exist_ok=True)
-            self._tmp = os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
+            self._tmp = _staging_file(store, self.path)
             self._sink = store._wrap("write", self.path, open, self._tmp, "wb")
         else:
             self._sink = io.BytesIO()
@@ -258,10 +262,7 @@ class SeekableWriter:
     def __enter__(self) -> SeekableWriter:
         store = self._store
         if store.is_local:
-            final = store.full_path(self.path)
-            folder, name = os.path.split(final)
-            store._wrap("create the folder of", self.path, os.makedirs, folder, exist_ok=True)
-            self._tmp = os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
+            self._tmp = _staging_file(store, self.path)
             self.file = store._wrap("write", self.path, open, self._tmp, "w+b")
         else:
             import tempfile
