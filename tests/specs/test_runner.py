@@ -171,6 +171,32 @@ def test_deleted_site_removes_its_outputs_and_reruns_the_plate(project: Project)
     assert project.catalog.artifact_by_path(project.store.url, "measure/plate1/A01_s2.csv")
 
 
+def test_removed_then_readded_files_compute_nothing_again(project: Project) -> None:
+    project.site("plate1", "A01", 1)
+    project.site("plate1", "A01", 2)
+    project.run()
+    saved = {}
+    for channel in (1, 2):
+        path = project.data / f"raw/plate1/A01_s2_w{channel}.tif"
+        saved[path] = path.read_bytes()
+        path.unlink()
+    project.run()
+    for path, data in saved.items():
+        path.write_bytes(data)
+
+    result = project.run()
+    again = project.run()
+
+    [restored] = [r for r in result.of("measure") if r.reason]
+    assert restored.status == "cached"
+    assert restored.reason == "outputs restored from a removed datum"
+    assert _counts(result, "measure") == {"cached": 2}
+    assert project.store.exists("measure/plate1/A01_s2.csv")
+    assert _counts(result, "plate_report") == {"ran": 1}  # its output holds one site now
+    assert _counts(again, "measure") == {"cached": 2}
+    assert _counts(again, "plate_report") == {"cached": 1}
+
+
 def test_a_changed_image_reruns_its_site_and_plate(project: Project) -> None:
     project.site("plate1", "A01", 1)
     project.site("plate1", "A01", 2)

@@ -31,7 +31,8 @@ from typing import Any
 from databacked.catalog import Catalog
 from databacked.catalog.records import CallRecord, InputRef
 from databacked.engine.events import CallEvent
-from databacked.errors import ArtifactNotFound
+from databacked.engine.worker import OBJECTS
+from databacked.errors import ArtifactNotFound, DatabackedError
 from databacked.executors import Executor, get_executor, split_batch
 from databacked.specs.complete import is_complete
 from databacked.specs.datums import Datum, datum_key, match_datums
@@ -169,7 +170,10 @@ def run_specs(
             kept = {path for s in states for path in s.outputs}
             for row in removed:
                 for path in set(row.outputs) - kept:  # never what a present datum wrote
-                    store.delete(f"{spec.pipeline}/{path}")
+                    full = f"{spec.pipeline}/{path}"
+                    digest = planner.hashes_before.get(full)
+                    if digest is None or not _move(store, full, attic_path(spec.pipeline, digest)):
+                        store.delete(full)
             unsettled[spec.pipeline] = [
                 s.datum for s in states if s.status in ("failed", "waiting")
             ]
@@ -227,6 +231,8 @@ class _State:
     attempts: int = 0
     slot: str = ""
     """The datum's identity across runs: its group key for groups (whose members change)."""
+    restore: list[tuple[str, str]] = field(default_factory=list)
+    """(attic path, output path) of a cached datum whose outputs were put aside on removal."""
 
     def row(self) -> DatumRow:
         return DatumRow(
@@ -251,6 +257,7 @@ class _Planner:
         self.function, self.fingerprint = transform_identity(spec, project)
         self.output_infos: dict[str, FileInfo] = {}
         self.before: dict[str, tuple[str, list[str]]] = {}
+        self.hashes_before: dict[str, str] = {}
 
     def classify(self) -> tuple[list[_State], list[DatumRow]]:
         spec, name = self.spec, self.spec.pipeline
@@ -286,6 +293,10 @@ class _Planner:
             first_of[key] = datum.id
             row = found.get(key)
             problem = self._output_problem(row) if row is not None else "new input"
+            if row is not None and problem == "output missing":
+                state.restore = self._restorable(row)
+                problem = "" if state.restore else problem
+                state.reason = "outputs restored from a removed datum" if state.restore else ""
             if row is not None and not problem:
                 state.status = "cached"
                 state.outputs = tuple(a.path[len(prefix) :] for a in row.outputs.values())
@@ -309,6 +320,7 @@ class _Planner:
             if d not in present
         ]
         self.before = before
+        self.hashes_before = {a.path: a.hash for a in previous}
         return states, removed
 
     def slot(self, datum: Datum) -> str:
@@ -331,6 +343,13 @@ class _Planner:
             if info.stamp != art.stamp and self.store.hash(art.path) != art.hash:
                 return "output modified"
         return ""
+
+    def _restorable(self, row: Any) -> list[tuple[str, str]]:
+        """Outputs of a removed datum come back from the attic when its files come back."""
+        missing = [a for a in row.outputs.values() if a.path not in self.output_infos]
+        moves = [(attic_path(self.spec.pipeline, a.hash), a.path) for a in missing]
+        found = self.store.infos([src for src, _dst in moves]) if moves else {}
+        return moves if all(found.get(src) is not None for src, _dst in moves) else []
 
     def _waiting(self, datum: Datum) -> str:
         if self.spec.input.kind != "group":
@@ -424,6 +443,7 @@ class _Execution:
                 self.progress(CallEvent(name, s.key, "cached"))
             elif s.status == "waiting":
                 self.progress(CallEvent(name, s.key, "skipped"))
+        self._restore(states)
         held = self.catalog.acquire([s.key for s in todo], self.owner, LEASE_TTL) if todo else set()
         for s in todo:
             if s.key not in held:
@@ -453,6 +473,30 @@ class _Execution:
             self.catalog.record_failures(failures)
         self._drop_stale(states)
         self.catalog.release([s.key for s in todo], self.owner)
+
+    def _restore(self, states: list[_State]) -> None:
+        restamped = []
+        for s in states:
+            if not s.restore:
+                continue
+            if not all(_move(self.store, src, dst) for src, dst in s.restore):
+                s.status, s.reason = "changed", "output missing"
+                continue
+            row = self.catalog.lookup([s.key]).get(s.key)
+            if row is None:
+                continue
+            infos = self.store.infos([a.path for a in row.outputs.values()])
+            outputs = {}
+            for name, art in row.outputs.items():
+                info = infos.get(art.path)
+                if info is not None and info.stamp != art.stamp:
+                    outputs[name] = replace(art, stamp=info.stamp)
+            if outputs:  # an object store gives new ETags: record them, so stat stays enough
+                restamped.append(
+                    CallRecord(key=s.key, step=s.pipeline, store=self.store.url, outputs=outputs)
+                )
+        if restamped:
+            self.catalog.record_calls(restamped)
 
     def _submit_all(self, states: list[_State]) -> dict[cf.Future[Any], _State]:
         """Many short datums go in chunks, one executor task each (DESIGN section 6)."""
@@ -549,6 +593,29 @@ class _Execution:
                 continue
             for path in set(self.planner.before[s.slot][1]) - set(s.outputs):
                 self.store.delete(f"{s.pipeline}/{path}")
+
+
+def attic_path(pipeline: str, digest: str) -> str:
+    """Where a removed datum's output waits (by content) in case its inputs come back.
+
+    It lies in the object area, so ``gc`` frees it: nothing references it in the catalog.
+    """
+    return f"{OBJECTS}/removed/{pipeline}/{digest}"
+
+
+def _move(store: Store, src: str, dst: str) -> bool:
+    """Move a file inside the store (a rename locally); False when it cannot."""
+    try:
+        if store.is_local:
+            target = store.local_path(dst)
+            assert target is not None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(store.full_path(src), target)
+        else:
+            store.fs.mv(store.full_path(src), store.full_path(dst))
+    except (OSError, DatabackedError):
+        return False
+    return True
 
 
 def _outcome(future: cf.Future[Any], key: str) -> DatumOutcome:
