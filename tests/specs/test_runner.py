@@ -338,3 +338,48 @@ def test_many_small_datums_run_in_batches_with_failures_isolated(tmp_path: Path)
     assert "exited with code 1" in failed.error
     assert int(store.read_bytes("sizes/n05").strip()) == 5
     assert not store.exists("sizes/n07")
+
+
+def test_incremental_runs_on_each_catalog_database(catalog_url: str, tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    project.catalog.close()
+    project.catalog = Catalog.open(catalog_url)
+    # server catalogs are shared by the session: a store of its own keeps this test apart
+    project.data = tmp_path / f"data-{uuid.uuid4().hex[:8]}"
+    project.store = Store(project.data)
+    project.site("plate1", "A01", 1)
+
+    with project.catalog:
+        first = project.run()
+        project.site("plate1", "A02", 1)
+        second = project.run()
+
+    assert _counts(first, "measure") == {"ran": 1}
+    assert _counts(second, "measure") == {"cached": 1, "ran": 1}
+    assert _counts(second, "plate_report") == {"ran": 1}
+
+
+def test_object_store_repos(s3_bucket: str, tmp_path: Path) -> None:
+    store = Store(f"{s3_bucket}/screen")
+    for name, text in {"a": b"hello\n", "b": b"world\n"}.items():
+        store.put_bytes(f"texts/{name}.txt", text)
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "p.yml").write_text(
+        textwrap.dedent(
+            """
+            pipeline: upper
+            input: {repo: texts, glob: "/(*).txt"}
+            transform:
+              cmd: [sh, -c, "tr a-z A-Z < {input_dir}/texts/{1}.txt > {output_dir}/{1}.up"]
+            """
+        )
+    )
+    with Catalog.open(tmp_path / "catalog.db") as catalog:
+        first = run_specs(tmp_path / "pipelines", store=store, catalog=catalog)
+        store.delete("texts/a.txt")
+        second = run_specs(tmp_path / "pipelines", store=store, catalog=catalog)
+
+    assert _counts(first, "upper") == {"ran": 2}
+    assert _counts(second, "upper") == {"cached": 1, "removed": 1}
+    assert store.read_bytes("upper/b.up") == b"WORLD\n"
+    assert not store.exists("upper/a.up")
