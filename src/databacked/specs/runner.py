@@ -150,18 +150,19 @@ def run_specs(
 ) -> SpecRunResult:
     """Run every pipeline's new and changed datums, in dependency order."""
     store = Store.from_url(store)
+    specs, project = _ordered(folder_or_specs, store)  # bad specs fail before anything opens
     own_catalog = not isinstance(catalog, Catalog)
     cat = Catalog.coerce(catalog)
     own_executor = isinstance(executor, str)
     pool = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
     owner = f"specs-{uuid.uuid4().hex}"
-    specs, project = _ordered(folder_or_specs, store)
-    run_id = cat.start_run(
-        {"pipeline": ",".join(s.pipeline for s in specs), "host": socket.gethostname(),
-         "pid": os.getpid(), "python": sys.version.split()[0]}
-    )  # fmt: skip
     rows: list[DatumRow] = []
+    run_id = ""
     try:
+        run_id = cat.start_run(
+            {"pipeline": ",".join(s.pipeline for s in specs), "host": socket.gethostname(),
+             "pid": os.getpid(), "python": sys.version.split()[0]}
+        )  # fmt: skip
         unsettled: dict[str, list[Datum]] = {}
         for spec in specs:
             planner = _Planner(spec, store, cat, unsettled, project)
@@ -178,10 +179,11 @@ def run_specs(
                 s.datum for s in states if s.status in ("failed", "waiting")
             ]
             rows += [s.row() for s in states] + removed
-    finally:
-        cat.release(None, owner)
         result = SpecRunResult(tuple(rows), run_id)
         cat.finish_run(run_id, "ok" if result.ok else "failed", {"counts": result.counts()})
+    finally:
+        if run_id:
+            cat.release(None, owner)
         if own_executor:
             pool.close()
         if own_catalog:
