@@ -30,6 +30,7 @@ from databacked.engine.plan import (
 from databacked.engine.records import call_record
 from databacked.engine.worker import CallOutcome, CallSpec, run_batch, run_call
 from databacked.errors import PipelineError
+from databacked.executors.base import split_batch
 
 POLL = 0.2
 """Seconds between looks at keys another driver is computing."""
@@ -274,8 +275,9 @@ class Scheduler:
         for i in range(0, len(specs), chunk):
             group = specs[i : i + chunk]
             future = self.executor.submit(run_batch, [s for s, _ in group], self.store)
-            for j, (_, state) in enumerate(group):
-                self.futures[_item(future, j)] = state
+            # one future per call; a dead worker fails every call of its chunk
+            for item, (_, state) in zip(split_batch(future, len(group)), group, strict=True):
+                self.futures[item] = state
 
     def _spec(self, state: CallState) -> CallSpec:
         return CallSpec(
@@ -408,19 +410,6 @@ def _chunk_size(n: int, workers: int, batch: int | None) -> int:
     if n <= 8 * workers:
         return 1
     return min(64, n // (4 * workers))
-
-
-def _item(batch_future: Future[Any], index: int) -> Future[Any]:
-    item: Future[Any] = Future()
-
-    def copy(done: Future[Any]) -> None:
-        try:
-            item.set_result(done.result()[index])
-        except Exception as exc:
-            item.set_exception(exc)
-
-    batch_future.add_done_callback(copy)
-    return item
 
 
 __all__ = ["Scheduler"]
