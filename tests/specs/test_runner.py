@@ -210,6 +210,19 @@ def test_a_changed_image_reruns_its_site_and_plate(project: Project) -> None:
     assert _counts(result, "plate_report") == {"ran": 1}
 
 
+def test_edited_transform_code_reruns_its_pipeline(project: Project) -> None:
+    project.site("plate1", "A01", 1)
+    project.run()
+    module = project.root / f"{project.module}.py"
+    module.write_text(module.read_text().replace('["channel", "mean"]', '["channel", "avg"]'))
+
+    result = project.run()
+
+    [changed] = result.of("measure")
+    assert (changed.status, changed.reason) == ("ran", "code changed")
+    assert b"avg" in project.store.read_bytes("measure/plate1/A01_s1.csv")
+
+
 def test_plate_with_declared_count_waits_until_complete(tmp_path: Path) -> None:
     complete = "      complete: {count: 3}"
     project = Project(tmp_path, complete=complete)

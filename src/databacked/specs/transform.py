@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import traceback
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,12 +328,35 @@ def _import(spec: Spec) -> Callable[..., Any]:
     module_name, _, name = ref.partition(":")
     try:
         fn = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
+        if is_project_local(fn):
+            fn = getattr(_fresh_module(module_name), name)
+    except (ImportError, AttributeError, SyntaxError) as exc:
         raise SpecError(
             f"{spec.origin}: cannot import transform.python '{ref}' ({exc}); make the module "
             "importable (install it or keep it in the project folder)."
         ) from exc
     return getattr(fn, "fn", fn)
+
+
+_LOADED: dict[str, int] = {}
+"""Project module -> mtime_ns of its file when imported (a watcher's later runs reload it)."""
+
+
+def _fresh_module(module_name: str) -> types.ModuleType:
+    """Import a module; a project module whose file changed since is reloaded, so a watcher
+    that runs for hours sees the user's edits (and their new fingerprint)."""
+    module = sys.modules[module_name]
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return module
+    try:
+        mtime = os.stat(file).st_mtime_ns
+    except OSError:
+        return module
+    if _LOADED.setdefault(module_name, mtime) != mtime:
+        module = importlib.reload(module)
+        _LOADED[module_name] = mtime
+    return module
 
 
 __all__ = [
