@@ -22,6 +22,7 @@ from databacked.errors import ExecutorError
 from databacked.executors import Executor, get_executor
 from databacked.executors.subprocess import SubprocessExecutor
 from databacked.executors.wire import OUTCOME, read_document, read_tar
+from databacked.store import Store
 from databacked.testing.executor_contract import TIMEOUT, ExecutorContract, add
 
 
@@ -242,3 +243,36 @@ def test_pipeline_step_module_missing_in_worker_fails_clearly(
     assert mod.__name__ in error
     assert set(calls["status"]) == {"failed", "skipped"}
     assert not (tmp_path / "data" / "images").exists()
+
+
+def test_pipeline_on_s3_workers_write_with_their_own_credentials(
+    tmp_path: Path, write_module: Callable[..., ModuleType], s3_bucket: str, s3_endpoint: str
+) -> None:
+    mod = write_module("s3_pipeline", PIPELINE)
+    # The driver's options carry credentials; the wire drops them (test_wire checks that) and
+    # the worker writes with its own, from the environment the s3 fixture set.
+    options = {"key": "testing", "secret": "testing", "endpoint_url": s3_endpoint}
+    store = Store(f"{s3_bucket}/project", storage_options=options)
+    result = db.run(
+        mod.small,
+        2,
+        store=store,
+        catalog=f"sqlite:///{tmp_path / 'c.db'}",
+        executor="subprocess",
+        workers=2,
+    )
+    assert result.ok, result.summary()
+    inline = db.run(
+        mod.small,
+        2,
+        store=str(tmp_path / "local"),
+        catalog=f"sqlite:///{tmp_path / 'l.db'}",
+        executor="inline",
+    )
+    assert inline.ok
+    on_s3 = {
+        info.path: store.hash(info.path)
+        for info in store.list()
+        if not info.path.startswith(".databacked")
+    }
+    assert on_s3 == _hashes(tmp_path / "local")
