@@ -276,3 +276,50 @@ def test_pipeline_on_s3_workers_write_with_their_own_credentials(
         if not info.path.startswith(".databacked")
     }
     assert on_s3 == _hashes(tmp_path / "local")
+
+
+BATCHED = """
+import numpy as np
+import databacked as db
+
+
+@db.step(persist=False, batch=3)
+def ramp(i: int) -> np.ndarray:
+    return np.full((2, 2), i, dtype=np.int16)
+
+
+@db.step(target="out/{i}.npy", batch=3)
+def double(i: int, a: np.ndarray) -> np.ndarray:
+    if i == 4:
+        raise ValueError("bad field 4")
+    return a * 2
+
+
+@db.pipeline
+def batched(n: int):
+    ids = list(range(n))
+    return double.map(i=ids, a=ramp.map(i=ids))
+"""
+
+
+def test_batches_and_in_memory_values_cross_the_wire(
+    tmp_path: Path, write_module: Callable[..., ModuleType]
+) -> None:
+    mod = write_module("batched", BATCHED)
+    result = db.run(
+        mod.batched,
+        6,
+        store=str(tmp_path / "data"),
+        catalog=f"sqlite:///{tmp_path / 'c.db'}",
+        executor="subprocess",
+        workers=2,
+    )
+    calls = result.calls
+    failed = calls[calls["status"] == "failed"]
+    assert list(failed["step"]) == ["double"]
+    assert "bad field 4" in failed["error"].iloc[0]
+    assert (calls["status"] == "ran").sum() == 11
+    for i in (0, 1, 2, 3, 5):
+        saved = db.load(str(tmp_path / "data" / "out" / f"{i}.npy"))
+        assert saved.tolist() == [[2 * i, 2 * i], [2 * i, 2 * i]]
+    assert not (tmp_path / "data" / "out" / "4.npy").exists()
