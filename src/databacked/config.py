@@ -40,6 +40,10 @@ class DaskSettings(BaseModel):
     )
     cluster_kwargs: dict[str, Any] = Field(default_factory=dict)
     scale: int | None = Field(default=None, description="Number of workers to scale to.")
+    scheduler_file: str | None = Field(
+        default=None,
+        description="Scheduler file of a running cluster (dask scheduler --scheduler-file).",
+    )
     n_workers: int | None = None
     threads_per_worker: int = 1
 

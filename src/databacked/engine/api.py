@@ -124,7 +124,12 @@ def run(
     settings = _settings(store, catalog, executor, workers, verify)
     store_obj, catalog_obj, own_catalog = _open(store, catalog, settings)
     own_executor = executor is None or isinstance(executor, str)
-    executor_obj = get_executor(executor or settings.executor, workers=workers or settings.workers)
+    executor_name = executor or settings.executor
+    executor_obj = get_executor(
+        executor_name,
+        workers=workers or settings.workers,
+        **_executor_options(executor_name, settings),
+    )
     try:
         traced = pipe.trace(*args, **kwargs)
         steps = {id(n.step): n.step for n in traced.graph.nodes}.values()
@@ -262,3 +267,11 @@ def _artifact(store: Any, record: Any) -> Any:
 
 
 __all__ = ["PlanResult", "RunResult", "plan", "run"]
+
+
+def _executor_options(name: Any, settings: Any) -> dict[str, Any]:
+    """Options from the configuration's executor section ([dask]) for a named executor."""
+    if isinstance(name, str) and name.strip().lower() == "dask":
+        dask = settings.dask.model_dump()
+        return {k: v for k, v in dask.items() if v not in (None, {}, [])}
+    return {}
