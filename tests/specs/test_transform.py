@@ -155,3 +155,16 @@ def test_files_come_from_an_object_store(s3_bucket: str, tmp_path: Path) -> None
 
 def test_fill_leaves_unknown_braces_alone() -> None:
     assert fill("{a}-{b}-${c}-{1}", {"a": "x", "1": "one"}) == "x-{b}-${c}-one"
+
+
+def test_an_input_that_vanished_before_the_run_fails_its_datum_clearly(tmp_path: Path) -> None:
+    store = _store(tmp_path / "data")
+    store.delete("raw/plate1/A01_s1_w2.txt")
+    task = DatumTask("k9", "measure", "d9", FILES, VALUES, function=_seen)
+
+    outcome = run_datum(task, store)
+
+    assert outcome.status == "failed"
+    assert outcome.error_type == "InputVanished"
+    assert "raw/plate1/A01_s1_w2.txt disappeared" in outcome.error_message
+    assert not store.exists("measure/plate1/d9.json")

@@ -141,14 +141,20 @@ def lay_out(store: Store, files: tuple[tuple[str, str], ...], input_dir: Path) -
         target = input_dir / layout
         target.parent.mkdir(parents=True, exist_ok=True)
         local = store.local_path(store_path)
-        if local is not None:
-            try:
-                os.link(local, target)  # same filesystem: no bytes copied
-            except OSError:
-                shutil.copyfile(local, target)
-        else:
-            with store.open(store_path) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+        try:
+            if local is not None:
+                try:
+                    os.link(local, target)  # same filesystem: no bytes copied
+                except OSError:
+                    shutil.copyfile(local, target)
+            else:
+                with store.open(store_path) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        except FileNotFoundError as exc:  # ArtifactNotFound is one too
+            raise InputVanished(
+                f"input file {store_path} disappeared before its datum ran; the next run "
+                "matches what is there."
+            ) from exc
         laid[layout] = target
     return laid
 
@@ -263,6 +269,10 @@ def _run_cmd(task: DatumTask, input_dir: Path, output_dir: Path) -> tuple[str, s
         failure.stderr_tail = err
         raise failure
     return out, err
+
+
+class InputVanished(Exception):
+    """An input file was removed between planning and running its datum."""
 
 
 class CommandFailed(Exception):
