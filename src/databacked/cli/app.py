@@ -85,13 +85,15 @@ def _main(
 
 
 def _register() -> None:
-    from databacked.cli import browse, demo, housekeeping, init, running
+    from databacked.cli import browse, demo, housekeeping, init, running, specs, worker
 
     running.register(app)
     browse.register(app)
     housekeeping.register(app)
     init.register(app)
     demo.register(app)
+    specs.register(app)
+    worker.register(app)
 
 
 _register()

@@ -1,0 +1,395 @@
+"""The ``celery`` executor: calls travel through a Celery broker (RabbitMQ or Redis).
+
+Messages are JSON only: a call is the wire protocol's tar (``executors/wire.py``), base64 in
+a JSON string, and so is its answer in the result backend -- nothing is unpickled from the
+queue. Workers (``databacked worker --broker URL``) run a call through the same code path as
+``python -m databacked.worker``; they need the store, never the catalog. ``acks_late`` with
+``task_reject_on_worker_lost`` and a prefetch of one mean a worker killed mid-call has its
+call redelivered to another worker rather than lost.
+
+One background thread per executor sends the calls and collects the results, so a run of
+10,000 calls does not mean 10,000 waiting threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import io
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+from kombu.utils.url import maybe_sanitize_url
+
+from databacked.errors import ExecutorError, WireError
+from databacked.executors.base import BaseExecutor, ItemFailed
+from databacked.executors.wire import (
+    CALL,
+    OUTCOME,
+    PROTOCOL,
+    Decoder,
+    Encoder,
+    Limits,
+    decode_error,
+    read_document,
+    read_tar,
+    reference,
+    resolve,
+    write_tar,
+)
+
+TASK = "databacked.run_wire"
+"""The one Celery task: a base64 call tar in, ``{"answer": base64 tar}`` or ``{"refused": ...}``."""
+DEFAULT_QUEUE = "databacked"
+DEFAULT_TASK_TIMEOUT = 24 * 3600.0
+# The worker-side body, named by import string: executors must not import the top layer.
+_SERVE = "databacked.worker:serve"
+_READY = {"SUCCESS", "FAILURE", "REVOKED"}
+
+
+def redact(url: str) -> str:
+    """``url`` with its password masked, for messages and logs.
+
+    >>> redact("amqp://guest:guest@127.0.0.1:5672//")
+    'amqp://guest:***@127.0.0.1:5672//'
+    """
+    return str(maybe_sanitize_url(url, mask="***"))
+
+
+def broker_url(address: str) -> str:
+    """The broker URL of an executor address: ``celery://amqp://...`` -> ``amqp://...``."""
+    if address.startswith("celery://"):
+        return address[len("celery://") :]
+    return address
+
+
+def default_backend(broker: str) -> str:
+    """Where results go when no backend is named: the Redis broker itself, else ``rpc://``."""
+    return broker if broker.split("://", 1)[0] in {"redis", "rediss"} else "rpc://"
+
+
+def create_app(
+    broker: str,
+    backend: str | None = None,
+    *,
+    queue: str = DEFAULT_QUEUE,
+    task_timeout: float = DEFAULT_TASK_TIMEOUT,
+    connect_timeout: float = 4.0,
+) -> Celery:
+    """The Celery application shared by the driver and ``databacked worker``.
+
+    Both sides must build it with the same ``queue`` and ``task_timeout``: RabbitMQ refuses
+    to redeclare a queue with other arguments.
+    """
+    is_redis = broker.split("://", 1)[0] in {"redis", "rediss"}
+    app = Celery("databacked", broker=broker, backend=backend or default_backend(broker))
+    # Redis redelivers an unacknowledged call after the visibility timeout; RabbitMQ cancels a
+    # consumer that holds a call longer than its consumer timeout. Both must outlast a step.
+    margin = 600.0
+    transport: dict[str, Any] = {}
+    queue_arguments: dict[str, Any] = {}
+    if is_redis:
+        transport["visibility_timeout"] = int(task_timeout + margin)
+    else:
+        queue_arguments["x-consumer-timeout"] = int((task_timeout + margin) * 1000)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_default_queue=queue,
+        task_queues=[Queue(queue, routing_key=queue, queue_arguments=queue_arguments or None)],
+        broker_transport_options=transport,
+        broker_connection_timeout=connect_timeout,
+        broker_connection_retry_on_startup=True,
+        redis_socket_connect_timeout=connect_timeout,
+        # A lost connection means the broker redelivers the call: stop running it here.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        result_expires=int(task_timeout + margin),
+        worker_hijack_root_logger=False,
+    )
+    app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)(run_wire)
+    return app
+
+
+def run_wire(payload: str) -> dict[str, str]:
+    """The task body on a worker: decode the call tar, serve it, encode the answer tar."""
+    serve = resolve(_SERVE)
+    try:
+        answer = serve(io.BytesIO(base64.b64decode(payload, validate=True)))
+    except (WireError, ValueError) as exc:
+        # A malformed call is answered, not raised: Celery would serialise the exception.
+        return {"refused": " ".join(str(exc).split())}
+    return {"answer": _pack(answer)}
+
+
+class CeleryExecutor(BaseExecutor):
+    """Sends calls to Celery workers through a broker; results come back as JSON.
+
+    >>> with CeleryExecutor(address="amqp://guest:guest@127.0.0.1:5672//") as ex:  # doctest: +SKIP
+    ...     ex.submit(operator.add, 2, 3).result()
+    5
+    """
+
+    name = "celery"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        address: str | None = None,
+        broker: str | None = None,
+        backend: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        task_timeout: float = DEFAULT_TASK_TIMEOUT,
+        connect_timeout: float = 4.0,
+        allow_pickle: bool = False,
+        limits: Limits | None = None,
+        capture_limit: int = 64 * 1024,
+        poll_interval: float = 0.05,
+    ) -> None:
+        super().__init__()
+        url = broker or (broker_url(address) if address else None)
+        if not url:
+            raise ExecutorError(
+                "The celery executor needs a broker URL: executor='celery://amqp://host//' or "
+                "broker= (or [celery] broker in databacked.toml)."
+            )
+        if workers is not None and workers < 1:
+            raise ExecutorError(f"The celery executor needs workers >= 1, not {workers}.")
+        self.broker = url
+        self.max_workers = workers or os.cpu_count() or 1
+        self.queue = queue
+        self.allow_pickle = allow_pickle
+        self.limits = limits or Limits()
+        self.capture_limit = capture_limit
+        self.poll_interval = poll_interval
+        self.app = create_app(
+            url, backend, queue=queue, task_timeout=task_timeout, connect_timeout=connect_timeout
+        )
+        self._check_broker(connect_timeout)
+        self._inbox: SimpleQueue[tuple[str, Future[Any], bool] | None] = SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="databacked-celery", daemon=True)
+        self._thread.start()
+
+    def _check_broker(self, timeout: float) -> None:
+        """Fail now, in a few seconds, rather than hang on the first call."""
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+        except Exception as exc:
+            raise ExecutorError(
+                f"Cannot reach the Celery broker at {redact(self.broker)}: {exc}. Check that "
+                "RabbitMQ (or Redis) runs there and that the URL and credentials are right."
+            ) from exc
+
+    # --- submitting ------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` on a Celery worker; the future holds its result or exception."""
+        return self._submit(fn, [tuple(args)], batch=False)
+
+    def submit_batch(self, fn: Callable[..., Any], batch: Sequence[tuple[Any, ...]]) -> Future[Any]:
+        """One Celery task runs ``fn`` over every argument tuple; see ``base.run_batch``."""
+        return self._submit(fn, [tuple(args) for args in batch], batch=True)
+
+    def _submit(
+        self, fn: Callable[..., Any], items: list[tuple[Any, ...]], batch: bool
+    ) -> Future[Any]:
+        self._check_open()
+        future: Future[Any] = Future()
+        try:
+            payload = _pack(self.encode(fn, items))
+        except WireError as exc:
+            # Like a failed call, not a crash of the run: the scheduler records it.
+            future.set_exception(ExecutorError(f"The celery executor cannot send this call: {exc}"))
+            return future
+        self._inbox.put((payload, future, batch))
+        return future
+
+    def encode(self, fn: Callable[..., Any], items: Sequence[Sequence[Any]]) -> bytes:
+        """The call tar for ``fn`` over ``items``, as ``python -m databacked.worker`` reads it."""
+        encoder = Encoder("params", allow_pickle=self.allow_pickle)
+        try:
+            function: Any = reference(fn)
+        except WireError:
+            if not self.allow_pickle:
+                raise
+            function = encoder.encode(fn)
+        call = {
+            "protocol": PROTOCOL,
+            "function": function,
+            "items": [[encoder.encode(a) for a in args] for args in items],
+            "allow_pickle": self.allow_pickle,
+            "capture_limit": self.capture_limit,
+        }
+        return write_tar(CALL, call, encoder.members)
+
+    def decode(self, answer: bytes) -> list[tuple[bool, Any, str]]:
+        """(ok, value or exception, worker traceback) per item of an answer tar."""
+        try:
+            files = read_tar(io.BytesIO(answer), self.limits)
+            outcome = read_document(files, OUTCOME)
+            decoder = Decoder(files, allow_pickle=self.allow_pickle)
+            results = []
+            for item in outcome["results"]:
+                if item.get("ok"):
+                    results.append((True, decoder.decode(item.get("value")), ""))
+                else:
+                    error = item.get("error") or {}
+                    exc = decode_error(error, ExecutorError)
+                    results.append((False, exc, str(error.get("traceback", ""))))
+        except (WireError, KeyError, TypeError) as exc:
+            raise ExecutorError(
+                f"The celery executor could not read the worker's answer: {exc}"
+            ) from exc
+        return results
+
+    # --- the background thread -------------------------------------------------------------
+
+    def _loop(self) -> None:
+        """Send what was submitted, collect what is ready; all Celery I/O stays on this thread
+        (the ``rpc://`` backend reads replies on the thread that sent the calls)."""
+        pending: dict[str, tuple[Any, Future[Any], bool]] = {}
+        stopping = False
+        backend = self.app.backend  # per thread in Celery: this one is the thread's own
+        if hasattr(backend, "result_consumer"):
+            # Results are read by polling (one MGET for all); a pub/sub subscription per call
+            # that nothing drains would only fill Redis's output buffer for this client.
+            backend.on_task_call = _no_subscription
+        while not (stopping and not pending):
+            try:
+                wait = self.poll_interval if pending else None
+                message = self._inbox.get(timeout=wait)
+                while True:
+                    if message is None:
+                        stopping = True
+                    else:
+                        self._send(message, pending)
+                    message = self._inbox.get_nowait()
+            except Empty:
+                pass
+            if stopping:
+                for result, future, _ in pending.values():
+                    future.cancel() or future.set_exception(_closed())
+                    _forget(result)
+                pending.clear()
+                break
+            if pending:
+                self._collect(pending)
+
+    def _send(
+        self, message: tuple[str, Future[Any], bool], pending: dict[str, tuple[Any, Future, bool]]
+    ) -> None:
+        payload, future, batch = message
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.app.send_task(TASK, args=[payload], queue=self.queue)
+        except Exception as exc:
+            future.set_exception(
+                ExecutorError(
+                    f"The celery executor could not send a call to {redact(self.broker)}: "
+                    f"{exc}; check that the broker is running."
+                )
+            )
+            return
+        pending[result.id] = (result, future, batch)
+
+    def _collect(self, pending: dict[str, tuple[Any, Future[Any], bool]]) -> None:
+        try:
+            ready = self._ready(list(pending))
+        except Exception as exc:
+            error = ExecutorError(
+                f"The celery executor lost its result backend ({exc}); check that it runs."
+            )
+            for _, future, _ in pending.values():
+                future.set_exception(error)
+            pending.clear()
+            return
+        for task_id, (status, value) in ready.items():
+            result, future, batch = pending.pop(task_id)
+            _forget(result)
+            try:
+                future.set_result(self._answer(status, value, batch))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def _ready(self, ids: list[str]) -> dict[str, tuple[str, Any]]:
+        """(status, result) of the finished tasks among ``ids``; one MGET on key-value backends."""
+        backend = self.app.backend
+        if hasattr(backend, "mget") and hasattr(backend, "get_key_for_task"):
+            values = backend.mget([backend.get_key_for_task(i) for i in ids])
+            ready = {}
+            for task_id, raw in zip(ids, values, strict=True):
+                if raw:
+                    meta = backend.decode_result(raw)
+                    if meta.get("status") in _READY:
+                        ready[task_id] = (meta["status"], meta.get("result"))
+            return ready
+        ready = {}
+        for task_id in ids:
+            result = self.app.AsyncResult(task_id)
+            if result.ready():
+                ready[task_id] = (result.state, result.result)
+        return ready
+
+    def _answer(self, status: str, value: Any, batch: bool) -> Any:
+        if status != "SUCCESS" or not isinstance(value, dict):
+            raise ExecutorError(
+                f"The celery executor's task ended with {status}: {value}; see the worker's log."
+            )
+        if "refused" in value:
+            raise ExecutorError(
+                f"The celery executor's worker refused the call: {value['refused']}"
+            )
+        results = self.decode(base64.b64decode(value["answer"]))
+        if not batch:
+            if len(results) != 1:
+                raise ExecutorError(f"The celery worker answered {len(results)} results for 1.")
+            ok, item, _ = results[0]
+            if not ok:
+                raise item
+            return item
+        return [item if ok else ItemFailed(item, trace) for ok, item, trace in results]
+
+    def _shutdown(self) -> None:
+        self._inbox.put(None)
+        self._thread.join()
+        self.app.close()
+
+    def __repr__(self) -> str:
+        return f"<CeleryExecutor broker={redact(self.broker)!r} queue={self.queue!r}>"
+
+
+def _pack(tar: bytes) -> str:
+    """A tar as JSON-safe text: gzip (tar padding is mostly zeros), then base64; the reading
+    side's ``read_tar`` detects the compression itself."""
+    return base64.b64encode(gzip.compress(tar, compresslevel=1, mtime=0)).decode("ascii")
+
+
+def _no_subscription(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _closed() -> ExecutorError:
+    return ExecutorError("The celery executor was closed before this call finished.")
+
+
+def _forget(result: Any) -> None:
+    # rpc:// cannot forget; its results go with the reply queue anyway.
+    with contextlib.suppress(Exception):
+        result.forget()
+
+
+__all__ = ["DEFAULT_QUEUE", "TASK", "CeleryExecutor", "create_app", "redact", "run_wire"]
