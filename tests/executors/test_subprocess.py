@@ -323,3 +323,9 @@ def test_batches_and_in_memory_values_cross_the_wire(
         saved = db.load(str(tmp_path / "data" / "out" / f"{i}.npy"))
         assert saved.tolist() == [[2 * i, 2 * i], [2 * i, 2 * i]]
     assert not (tmp_path / "data" / "out" / "4.npy").exists()
+
+
+def test_missing_interpreter_is_a_clear_error(tmp_path: Path) -> None:
+    ex = SubprocessExecutor(workers=1, python=str(tmp_path / "no-python"))
+    with ex, pytest.raises(ExecutorError, match=r"cannot start.*no-python"):
+        ex.submit(add, 1, 2).result(timeout=TIMEOUT)

@@ -9,13 +9,13 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from databacked.errors import ExecutorError, WireError
+from databacked.errors import ConfigError, ExecutorError, WireError
 from databacked.executors.wire import (
     CALL,
     PROTOCOL,
@@ -31,6 +31,11 @@ from databacked.executors.wire import (
 from databacked.formats.base import ArtifactRecord
 from databacked.store import Store
 from databacked.testing.executor_contract import ContractError, add
+
+
+class Shape(NamedTuple):
+    y: int
+    x: int
 
 
 def round_trip(value: Any, *, allow_pickle: bool = False) -> Any:
@@ -60,6 +65,7 @@ def test_json_parameters_round_trip() -> None:
     assert back == value
     assert isinstance(back["pair"], tuple)
     assert isinstance(back["path"], Path)
+    assert round_trip(Shape(3, 4)) == (3, 4)
     assert math.isnan(round_trip(math.nan))
 
 
@@ -209,6 +215,8 @@ def test_size_and_count_limits() -> None:
     with pytest.raises(WireError, match="exceeds 3 bytes"):
         read_tar(io.BytesIO(many), Limits(max_total=3))
     assert Limits.from_env({"DATABACKED_WIRE_MAX_MEMBER": "7"}).max_member == 7
+    with pytest.raises(ConfigError, match="DATABACKED_WIRE_MAX_TOTAL='lots'"):
+        Limits.from_env({"DATABACKED_WIRE_MAX_TOTAL": "lots"})
 
 
 def test_garbage_and_truncated_input() -> None:

@@ -111,13 +111,19 @@ class SubprocessExecutor(BaseExecutor):
     # --- running ---------------------------------------------------------------------------
 
     def _run(self, payload: bytes, batch: bool, what: str) -> Any:
-        proc = subprocess.Popen(
-            [self.python, "-m", "databacked.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self._worker_env(),
-        )
+        try:
+            proc = subprocess.Popen(
+                [self.python, "-m", "databacked.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self._worker_env(),
+            )
+        except OSError as exc:
+            raise ExecutorError(
+                f"The subprocess executor cannot start {self.python!r} ({exc}); pass "
+                "python= the path of an interpreter with databacked installed."
+            ) from exc
         out, err = proc.communicate(payload)
         self._check_exit(proc, err, what)
         results = self.decode(out)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from databacked.errors import WireError
+from databacked.errors import ConfigError, WireError
 from databacked.store import Store
 
 PROTOCOL = "databacked-wire/1"
@@ -55,7 +55,13 @@ class Limits:
         for field in dataclasses.fields(cls):
             text = environ.get(f"DATABACKED_WIRE_{field.name.upper()}")
             if text:
-                values[field.name] = int(text)
+                try:
+                    values[field.name] = int(text)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"DATABACKED_WIRE_{field.name.upper()}={text!r} is not a whole number "
+                        "of bytes (or members); set it to an integer such as 1073741824."
+                    ) from exc
         return cls(**values)
 
 
@@ -238,7 +244,8 @@ class Encoder:
         if isinstance(value, list):
             return [self.encode(v) for v in value]
         if isinstance(value, tuple | set | frozenset):
-            kind = type(value).__name__ if not hasattr(value, "_fields") else "tuple"
+            # Subclasses (named tuples) travel as their base collection.
+            kind = next(k for k in (tuple, frozenset, set) if isinstance(value, k)).__name__
             return {TAG: kind, "items": [self.encode(v) for v in value]}
         if isinstance(value, dict):
             if all(isinstance(k, str) for k in value) and TAG not in value:
