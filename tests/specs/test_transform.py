@@ -168,3 +168,22 @@ def test_an_input_that_vanished_before_the_run_fails_its_datum_clearly(tmp_path:
     assert outcome.error_type == "InputVanished"
     assert "raw/plate1/A01_s1_w2.txt disappeared" in outcome.error_message
     assert not store.exists("measure/plate1/d9.json")
+
+
+def _chatty(files: dict[str, Path]) -> dict[str, Any]:
+    print(f"measured {len(files)} files")
+    return {"{datum}.dat": {"files": sorted(files)}}
+
+
+def test_python_output_is_captured_and_output_format_names_the_format(tmp_path: Path) -> None:
+    store = _store(tmp_path / "data")
+    task = DatumTask(
+        "k10", "chat", "d10", FILES, VALUES, function=_chatty, output_format={"name": "json"}
+    )
+
+    outcome = run_datum(task, store)
+
+    assert outcome.status == "ok", outcome.traceback
+    assert outcome.stdout == "measured 2 files\n"
+    assert outcome.records["d10.dat"].format == "json"
+    assert json.loads(store.read_bytes("chat/d10.dat"))["files"][0] == "raw/plate1/A01_s1_w1.txt"

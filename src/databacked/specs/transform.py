@@ -24,8 +24,10 @@ A non-zero exit (not in ``accept_return_code``) fails the datum with its stderr 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import io
 import json
 import os
 import re
@@ -33,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import types
@@ -109,11 +112,12 @@ def run_datum(task: DatumTask, store: Store) -> DatumOutcome:
             output_dir.mkdir(parents=True)
             laid = lay_out(store, task.files, input_dir)
             if task.function is not None:
-                returned = _call_python(task, laid, input_dir, output_dir)
-                _write_returned(task, returned, output_dir)
+                returned, out, err = _call_python(task, laid, input_dir, output_dir)
+                formats = _write_returned(task, returned, output_dir)
             else:
                 out, err = _run_cmd(task, input_dir, output_dir)
-            records = upload(store, task.pipeline, output_dir)
+                formats = {}
+            records = upload(store, task.pipeline, output_dir, formats)
         return DatumOutcome(
             task.key, "ok", records, stdout=out, stderr=err, started=started,
             finished=time.time(), pid=os.getpid(),
@@ -159,18 +163,25 @@ def lay_out(store: Store, files: tuple[tuple[str, str], ...], input_dir: Path) -
     return laid
 
 
-def upload(store: Store, pipeline: str, output_dir: Path) -> dict[str, ArtifactRecord]:
-    """Put every file under ``output_dir`` into the pipeline's repo; records by repo path."""
+def upload(
+    store: Store, pipeline: str, output_dir: Path, formats: Mapping[str, str] | None = None
+) -> dict[str, ArtifactRecord]:
+    """Put every file under ``output_dir`` into the pipeline's repo; records by repo path.
+
+    ``formats`` names the format of files written from returned values; the others get the
+    format of their extension, else ``"file"``.
+    """
     records = {}
     for local in sorted(p for p in output_dir.rglob("*") if p.is_file()):
         rel = local.relative_to(output_dir).as_posix()
         written = store.put_file(f"{pipeline}/{rel}", local)
         fmt = format_for_path(rel)
+        name = (formats or {}).get(rel) or (fmt.name if fmt is not None else "file")
         records[rel] = ArtifactRecord(
             path=written.path,
             hash=written.hash,
             size=written.size,
-            format=fmt.name if fmt is not None else "file",
+            format=name,
             stamp=written.stamp,
         )
     return records
@@ -184,7 +195,10 @@ def fill(text: str, values: Mapping[str, str]) -> str:
 # --- python ---------------------------------------------------------------------------------
 
 
-def _call_python(task: DatumTask, laid: dict[str, Path], input_dir: Path, output_dir: Path) -> Any:
+def _call_python(
+    task: DatumTask, laid: dict[str, Path], input_dir: Path, output_dir: Path
+) -> tuple[Any, str, str]:
+    """Call the function with the arguments it names; returns (value, stdout, stderr tails)."""
     assert task.function is not None
     available: dict[str, Any] = {
         key: value for key, value in task.values.items() if not key.isdigit()
@@ -202,12 +216,19 @@ def _call_python(task: DatumTask, laid: dict[str, Path], input_dir: Path, output
         kwargs = available
     else:
         kwargs = {name: available[name] for name in params if name in available}
-    return task.function(**kwargs)
+    out, err = io.StringIO(), io.StringIO()
+    if threading.current_thread() is not threading.main_thread():
+        # redirecting sys.stdout is process-wide: a thread pool's calls would mix their output
+        return task.function(**kwargs), "", ""
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        value = task.function(**kwargs)
+    return value, out.getvalue()[-TAIL:], err.getvalue()[-TAIL:]
 
 
-def _write_returned(task: DatumTask, returned: Any, output_dir: Path) -> None:
+def _write_returned(task: DatumTask, returned: Any, output_dir: Path) -> dict[str, str]:
+    """Write returned values into output_dir; their format names by path."""
     if returned is None:
-        return
+        return {}
     if not isinstance(returned, Mapping):
         if task.output_target is None:
             raise SpecError(
@@ -217,14 +238,14 @@ def _write_returned(task: DatumTask, returned: Any, output_dir: Path) -> None:
             )
         returned = {task.output_target: returned}
     scratch = Store(output_dir, durability="none")
+    written = {}
     for name, value in returned.items():
         rel = scratch.check_path(fill(str(name), {"datum": task.datum, **task.values}))
-        fmt = (
-            get_format(task.output_format)
-            if task.output_format and format_for_path(rel) is None
-            else resolve_format(rel, value)
-        )
+        # output.format says how returned values are written; else the name's extension
+        fmt = get_format(task.output_format) if task.output_format else resolve_format(rel, value)
         fmt.write(value, scratch, rel)
+        written[rel] = fmt.name
+    return written
 
 
 # --- cmd ------------------------------------------------------------------------------------
