@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -201,15 +202,23 @@ import os
 import time
 from pathlib import Path
 
+import databacked as db
 
-def hold(folder):
-    # The first attempt waits to be killed; the redelivered one answers with its pid.
+
+@db.step(target="held/{i}.json")
+def hold(i: int, folder: str) -> dict:
+    # The first attempt waits to be killed; the redelivered one finishes.
     marks = Path(folder)
     first = not any(marks.iterdir())
     (marks / f"started-{os.getpid()}").touch()
     if first:
         time.sleep(120)
-    return os.getpid()
+    return {"i": i}
+
+
+@db.pipeline
+def held(folder: str):
+    return hold(i=1, folder=folder)
 """
 
 
@@ -221,19 +230,34 @@ def test_worker_killed_mid_call_has_the_call_redelivered(
     marks.mkdir()
     queue = f"databacked-test-kill-{uuid.uuid4().hex[:12]}"
     a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    runs: list[Any] = []
     try:
         with CeleryExecutor(address=amqp_url, backend=redis_url, queue=queue) as ex:
+            run = threading.Thread(
+                target=lambda: runs.append(
+                    db.run(
+                        mod.held,
+                        str(marks),
+                        store=str(tmp_path / "data"),
+                        catalog=f"sqlite:///{tmp_path / 'c.db'}",
+                        executor=ex,
+                    )
+                )
+            )
             with celery_worker(amqp_url, queue, a_log, backend=redis_url, concurrency=1) as first:
-                future = ex.submit(mod.hold, str(marks))
+                run.start()
                 _wait_for(lambda: any(marks.iterdir()), "the first worker to start the call")
                 os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool, mid-call
                 first.wait(timeout=15)
-            assert not future.done()
+            assert run.is_alive()  # the call is not lost: the run waits for its redelivery
             with celery_worker(amqp_url, queue, b_log, backend=redis_url, concurrency=1):
-                pid = future.result(timeout=60)
-        started = sorted(int(p.name.split("-")[1]) for p in marks.iterdir())
-        assert len(started) == 2
-        assert pid in started
+                run.join(timeout=60)
+        assert not run.is_alive()
+        (result,) = runs
+        assert result.ok, result.summary()
+        assert result.counts()["ran"] == 1
+        assert len(list(marks.iterdir())) == 2
+        assert (tmp_path / "data" / "held" / "1.json").is_file()
         assert b"databacked.run_wire" in b_log.read_bytes()
     finally:
         _delete_queue(amqp_url, queue)
@@ -257,6 +281,22 @@ def test_redis_broker_runs_calls(tmp_path: Path, redis_url: str) -> None:
         results = ex.submit_batch(add, [(1, 1), (1, "x")]).result(timeout=TIMEOUT)
     assert results[0] == 2
     assert isinstance(results[1].exception, TypeError)
+
+
+def test_rpc_backend_is_the_default_with_rabbitmq(
+    tmp_path: Path, amqp_url: str, modules: Path
+) -> None:
+    queue = f"databacked-test-rpc-{uuid.uuid4().hex[:12]}"
+    try:
+        with (
+            celery_worker(amqp_url, queue, tmp_path / "w.log"),
+            get_executor(f"amqp://{amqp_url.split('://', 1)[1]}", queue=queue) as ex,
+        ):
+            assert ex.app.conf.result_backend == "rpc://"
+            futures = [ex.submit(add, i, 1) for i in range(20)]
+            assert [f.result(timeout=TIMEOUT) for f in futures] == list(range(1, 21))
+    finally:
+        _delete_queue(amqp_url, queue)
 
 
 @pytest.mark.parametrize(
