@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ import pytest
 import tifffile
 
 from databacked.catalog import Catalog
+from databacked.engine.events import CallEvent
 from databacked.specs.runner import SpecPlan, plan_specs, run_specs
 from databacked.store import Store
 
@@ -396,3 +399,56 @@ def test_object_store_repos(s3_bucket: str, tmp_path: Path) -> None:
     assert _counts(second, "upper") == {"cached": 1, "removed": 1}
     assert store.read_bytes("upper/b.up") == b"WORLD\n"
     assert not store.exists("upper/a.up")
+
+
+UPPER = """
+pipeline: upper
+input: {repo: texts, glob: "/(*).txt"}
+transform:
+  cmd: [sh, -c, "tr a-z A-Z < {input_dir}/texts/{1}.txt > {output_dir}/{1}.up"]
+"""
+
+
+def test_leases_keep_two_drivers_from_computing_a_datum_twice(tmp_path: Path) -> None:
+    folder, store, catalog = _text_project(tmp_path, UPPER)
+    with catalog:
+        run_specs(folder, store=store, catalog=catalog)
+        store.put_bytes("texts/c.txt", b"new\n")
+        [new] = plan_specs(folder, store=store, catalog=catalog).of("upper", "new")
+
+        catalog.acquire([new.key], "other-driver", 60.0, pid=os.getpid())  # alive: wait
+        busy = run_specs(folder, store=store, catalog=catalog)
+        catalog.release(None, "other-driver")
+        written_while_busy = store.exists("upper/c.up")
+
+        ghost = subprocess.Popen(["true"])
+        ghost.wait()
+        catalog.acquire([new.key], "killed-driver", 60.0, pid=ghost.pid)  # dead: taken over
+        taken = run_specs(folder, store=store, catalog=catalog)
+
+    [waiting] = busy.of("upper", "waiting")
+    assert waiting.reason == "waiting: running in another driver"
+    assert not written_while_busy
+    assert _counts(taken, "upper") == {"cached": 3, "ran": 1}
+    assert store.read_bytes("upper/c.up") == b"NEW\n"
+
+
+def test_a_datum_finished_by_another_driver_meanwhile_is_not_run_again(tmp_path: Path) -> None:
+    folder, store, catalog = _text_project(tmp_path, UPPER)
+    nested: list[SpecPlan] = []
+
+    def other_driver_runs_first(event: CallEvent) -> None:
+        # called while this driver is between its lookup and its lease
+        if event.status == "cached" and not nested:
+            with Catalog.open(tmp_path / "catalog.db") as other:
+                nested.append(run_specs(folder, store=store, catalog=other))
+
+    with catalog:
+        run_specs(folder, store=store, catalog=catalog)
+        store.put_bytes("texts/c.txt", b"new\n")
+        result = run_specs(folder, store=store, catalog=catalog, progress=other_driver_runs_first)
+
+    assert _counts(nested[0], "upper") == {"cached": 3, "ran": 1}
+    [late] = [r for r in result.of("upper") if r.reason]
+    assert (late.status, late.reason) == ("cached", "computed by another driver")
+    assert late.outputs == ("c.up",)

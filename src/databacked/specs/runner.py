@@ -233,6 +233,8 @@ class _State:
     attempts: int = 0
     slot: str = ""
     """The datum's identity across runs: its group key for groups (whose members change)."""
+    had_row: bool = False
+    """The catalog held a completed call with this key when the datum was planned."""
     restore: list[tuple[str, str]] = field(default_factory=list)
     """(attic path, output path) of a cached datum whose outputs were put aside on removal."""
 
@@ -294,6 +296,7 @@ class _Planner:
                 continue
             first_of[key] = datum.id
             row = found.get(key)
+            state.had_row = row is not None
             problem = self._output_problem(row) if row is not None else "new input"
             if row is not None and problem == "output missing":
                 state.restore = self._restorable(row)
@@ -446,11 +449,7 @@ class _Execution:
             elif s.status == "waiting":
                 self.progress(CallEvent(name, s.key, "skipped"))
         self._restore(states)
-        held = self.catalog.acquire([s.key for s in todo], self.owner, LEASE_TTL) if todo else set()
-        for s in todo:
-            if s.key not in held:
-                s.status, s.reason = "waiting", "waiting: running in another driver"
-        todo = [s for s in todo if s.key in held]
+        todo = self._lease(todo)
         futures = self._submit_all(todo)
         records: list[CallRecord] = []
         failures: list[CallRecord] = []
@@ -475,6 +474,43 @@ class _Execution:
             self.catalog.record_failures(failures)
         self._drop_stale(states)
         self.catalog.release([s.key for s in todo], self.owner)
+
+    def _lease(self, todo: list[_State]) -> list[_State]:
+        """The datums this driver now holds and still has to compute."""
+        if not todo:
+            return []
+        keys = {s.key for s in todo}
+        held = self.catalog.acquire(keys, self.owner, LEASE_TTL)
+        if held != keys and self._break_dead_leases(keys - held):
+            held = self.catalog.acquire(keys, self.owner, LEASE_TTL)
+        # Another driver may have completed a key between our lookup and our lease.
+        fresh = [s.key for s in todo if s.key in held and not s.had_row]
+        done = self.catalog.lookup(fresh) if fresh else {}
+        mine = []
+        for s in todo:
+            if s.key not in held:
+                s.status, s.reason = "waiting", "waiting: running in another driver"
+            elif s.key in done:
+                s.status, s.reason = "cached", "computed by another driver"
+                s.outputs = tuple(
+                    a.path[len(s.pipeline) + 1 :] for a in done[s.key].outputs.values()
+                )
+            else:
+                mine.append(s)
+        if done:
+            self.catalog.release(done, self.owner)
+        return mine
+
+    def _break_dead_leases(self, keys: set[str]) -> bool:
+        """Release leases of drivers on this host whose process is gone (after kill -9)."""
+        host = socket.gethostname()
+        dead: dict[str, list[str]] = {}
+        for key, lease in self.catalog.leases_of_others(keys, self.owner).items():
+            if lease.host == host and lease.pid and not _alive(lease.pid):
+                dead.setdefault(lease.owner, []).append(key)
+        for owner, owned in dead.items():
+            self.catalog.release(owned, owner)
+        return bool(dead)
 
     def _restore(self, states: list[_State]) -> None:
         restamped = []
@@ -617,6 +653,16 @@ def _move(store: Store, src: str, dst: str) -> bool:
             store.fs.mv(store.full_path(src), store.full_path(dst))
     except (OSError, DatabackedError):
         return False
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
     return True
 
 
