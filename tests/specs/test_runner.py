@@ -115,10 +115,16 @@ def test_first_run_computes_all_and_second_run_nothing(project: Project) -> None
     project.site("plate1", "A01", 1)
     project.site("plate1", "A01", 2)
 
-    first = project.run()
+    events: list[CallEvent] = []
+    first = project.run(progress=events.append)
     second = project.run()
 
     assert first.ok, first.rows
+    assert [(e.step, e.status) for e in events if e.step == "plate_report"] == [
+        ("plate_report", "planned"),
+        ("plate_report", "running"),
+        ("plate_report", "ran"),
+    ]
     assert _counts(first, "measure") == {"ran": 2}
     assert _counts(first, "plate_report") == {"ran": 1}
     assert _counts(second, "measure") == {"cached": 2}
@@ -439,7 +445,7 @@ def test_a_datum_finished_by_another_driver_meanwhile_is_not_run_again(tmp_path:
 
     def other_driver_runs_first(event: CallEvent) -> None:
         # called while this driver is between its lookup and its lease
-        if event.status == "cached" and not nested:
+        if event.status == "planned" and not nested:
             with Catalog.open(tmp_path / "catalog.db") as other:
                 nested.append(run_specs(folder, store=store, catalog=other))
 

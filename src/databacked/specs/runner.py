@@ -442,14 +442,15 @@ class _Execution:
 
     def run(self, states: list[_State]) -> None:
         name = self.planner.spec.pipeline
-        todo = [s for s in states if s.status in ("new", "changed")]
+        for s in states:
+            self.progress(CallEvent(name, s.key, "planned"))  # sizes a progress bar
+        self._restore(states)
+        todo = self._lease([s for s in states if s.status in ("new", "changed")])
         for s in states:
             if s.status == "cached":
                 self.progress(CallEvent(name, s.key, "cached"))
             elif s.status == "waiting":
                 self.progress(CallEvent(name, s.key, "skipped"))
-        self._restore(states)
-        todo = self._lease(todo)
         futures = self._submit_all(todo)
         records: list[CallRecord] = []
         failures: list[CallRecord] = []
