@@ -1,0 +1,202 @@
+"""Declarative pipelines on the command line: ``watch`` and ``spec schema|check|run|plan``.
+
+``databacked watch pipelines/`` runs the specs now and again whenever their input repos
+change, until Ctrl-C or SIGTERM (which let the current run finish: exit 0). The ``spec``
+group validates specs, prints their JSON Schema, and runs or plans them once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from databacked.cli.common import (
+    CatalogOption,
+    StoreOption,
+    console,
+    open_catalog,
+    open_store,
+    settings,
+    short,
+)
+from databacked.cli.progress import one_line
+
+if TYPE_CHECKING:
+    from databacked.specs.runner import SpecPlan
+
+SpecsArgument = Annotated[
+    Path,
+    typer.Argument(
+        metavar="PIPELINES",
+        help="A folder of *.yml specs (or a project with pipelines/), or one file.",
+    ),
+]
+ExecutorOption = Annotated[
+    str | None, typer.Option(help="inline, threads, processes, dask://host:port, ...")
+]
+WorkersOption = Annotated[int | None, typer.Option(min=1, help="Parallel workers.")]
+PLAN_ROWS = 50
+
+spec_app = typer.Typer(
+    help="Declarative pipelines (YAML specs): check, schema, run, plan.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``watch`` and the ``spec`` group to the CLI application."""
+    app.command("watch")(watch)
+    app.add_typer(spec_app, name="spec")
+
+
+def watch(
+    pipelines: SpecsArgument,
+    *,
+    store: StoreOption = None,
+    catalog: CatalogOption = None,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between listings of an object store.")
+    ] = 5.0,
+    debounce: Annotated[
+        float, typer.Option(min=0.0, help="Seconds of quiet before a burst of changes runs.")
+    ] = 0.5,
+    once: Annotated[bool, typer.Option("--once", help="Run once and exit.")] = False,
+) -> None:
+    """Run the specs, then run again for what changes in their input repos (Ctrl-C stops)."""
+    import importlib
+
+    from databacked.specs.loading import load_specs
+
+    # pyproject's layer contract puts cli and watch side by side (independent); this command
+    # is the one place cli needs the watcher, so it is looked up at call time.
+    watch_loop = importlib.import_module("databacked.watch").watch
+
+    load_specs(pipelines)  # a bad spec is one error sentence before anything starts
+    config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
+    the_store = open_store(config)
+    console.print(f"Watching {pipelines} over {the_store.url} (Ctrl-C to stop).", highlight=False)
+    with open_catalog(config) as cat:
+        report = watch_loop(
+            pipelines,
+            store=the_store,
+            catalog=cat,
+            executor=config.executor,
+            workers=config.workers,
+            interval=interval,
+            debounce=debounce,
+            once=once,
+            on_run=_print_run,
+        )
+    totals = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items())) or "nothing"
+    console.print(f"Stopped after {report.runs} run(s): {totals}.", highlight=False)
+
+
+def _print_run(result: Any) -> None:
+    done = [r for r in result.rows if r.status in ("ran", "failed", "removed")]
+    if done:
+        console.print(f"{result.summary()}", highlight=False, soft_wrap=True)
+    for row in result.rows:
+        if row.status == "failed":
+            console.print(
+                f"[red]{row.pipeline} datum {row.datum} failed:[/red] {one_line(row.error)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+@spec_app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a spec file (Draft 2020-12)."""
+    from databacked.specs.model import spec_json_schema
+
+    typer.echo(json.dumps(spec_json_schema(), indent=2))
+
+
+@spec_app.command("check")
+def check(pipelines: SpecsArgument) -> None:
+    """Validate specs: one error sentence with file and line, or what each pipeline reads."""
+    from databacked.specs.graph import spec_order
+    from databacked.specs.loading import load_specs
+
+    specs = spec_order(load_specs(pipelines))
+    for spec in specs:
+        console.print(
+            f"[green]ok[/green] {spec.pipeline} ({spec.origin}): reads "
+            f"{', '.join(spec.input_repos())}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for note in spec.notes():
+            console.print(f"  note: {note}", highlight=False, soft_wrap=True)
+
+
+@spec_app.command("run")
+def run(
+    pipelines: SpecsArgument,
+    *,
+    store: StoreOption = None,
+    catalog: CatalogOption = None,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
+) -> None:
+    """Run new and changed datums of every pipeline; exit 1 if any datum failed."""
+    from databacked.specs.runner import run_specs
+
+    config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
+    with open_catalog(config) as cat:
+        result = run_specs(
+            pipelines,
+            store=open_store(config),
+            catalog=cat,
+            executor=config.executor,
+            workers=config.workers,
+        )
+    console.print(_counts_table(result))
+    _print_run(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@spec_app.command("plan")
+def plan(
+    pipelines: SpecsArgument,
+    *,
+    store: StoreOption = None,
+    catalog: CatalogOption = None,
+    limit: Annotated[int, typer.Option(help="Most datum rows to list.")] = PLAN_ROWS,
+) -> None:
+    """Show each datum as new / changed / cached / waiting / removed, and why."""
+    from databacked.specs.runner import plan_specs
+
+    config = settings(store=store, catalog=catalog)
+    with open_catalog(config) as cat:
+        result = plan_specs(pipelines, store=open_store(config), catalog=cat)
+    table = Table(title=f"Plan: {len(result.rows)} datums")
+    for column in ("pipeline", "datum", "attributes", "status", "reason"):
+        table.add_column(column)
+    for row in result.rows[:limit]:
+        attributes = " ".join(f"{k}={v}" for k, v in sorted(row.attributes.items()))
+        table.add_row(row.pipeline, short(row.datum), attributes, row.status, row.reason)
+    console.print(table)
+    if len(result.rows) > limit:
+        console.print(f"... {len(result.rows) - limit} more datums (--limit to list more).")
+    console.print(_counts_table(result))
+
+
+def _counts_table(result: SpecPlan) -> Table:
+    counts = result.counts()
+    statuses = sorted({s for per in counts.values() for s in per})
+    table = Table(title="Datums per pipeline")
+    table.add_column("pipeline")
+    for status in statuses:
+        table.add_column(status, justify="right")
+    for pipeline, per in counts.items():
+        table.add_row(pipeline, *(str(per.get(s, 0)) for s in statuses))
+    return table
