@@ -458,3 +458,25 @@ def test_a_datum_finished_by_another_driver_meanwhile_is_not_run_again(tmp_path:
     [late] = [r for r in result.of("upper") if r.reason]
     assert (late.status, late.reason) == ("cached", "computed by another driver")
     assert late.outputs == ("c.up",)
+
+
+def test_an_interrupted_run_keeps_what_finished(tmp_path: Path) -> None:
+    folder, store, catalog = _text_project(tmp_path, UPPER)
+    finished: list[str] = []
+
+    def interrupt_after_first(event: CallEvent) -> None:
+        if event.status == "ran":
+            finished.append(event.key)
+            if len(finished) == 2:
+                raise KeyboardInterrupt
+
+    with catalog:
+        with pytest.raises(KeyboardInterrupt):
+            run_specs(folder, store=store, catalog=catalog, progress=interrupt_after_first)
+        resumed = run_specs(folder, store=store, catalog=catalog)
+        runs = [r.status for r in catalog.runs()]
+
+    assert _counts(resumed, "upper") == {"cached": 1, "ran": 2}
+    assert runs == ["ok", "error"]  # newest first
+    [cached] = resumed.of("upper", "cached")
+    assert cached.key == finished[0]

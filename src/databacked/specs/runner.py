@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import os
 import socket
 import sys
@@ -52,6 +53,9 @@ LEASE_TTL = 300.0
 """Seconds a datum's lease lasts without renewal; renewed while the run waits."""
 YOUNG_NS = 2_000_000_000
 """Files modified this recently are hashed but not stat-cached (coarse mtime clocks)."""
+FLUSH_SECONDS = 5.0
+FLUSH_CALLS = 500
+"""Finished datums are recorded at least this often (seconds) or in batches this large."""
 BATCH = 32
 """Most datums per executor task when there are many more datums than workers."""
 _UNSETTLED = ("new", "changed", "waiting", "failed")
@@ -181,6 +185,11 @@ def run_specs(
             rows += [s.row() for s in states] + removed
         result = SpecRunResult(tuple(rows), run_id)
         cat.finish_run(run_id, "ok" if result.ok else "failed", {"counts": result.counts()})
+    except BaseException:
+        if run_id:  # an interrupted or broken run is not left "running" in the catalog
+            with contextlib.suppress(Exception):
+                cat.finish_run(run_id, "error", {"counts": SpecPlan(tuple(rows)).counts()})
+        raise
     finally:
         if run_id:
             cat.release(None, owner)
@@ -439,6 +448,8 @@ class _Execution:
         self.planner, self.pool, self.owner, self.run_id = planner, pool, owner, run_id
         self.catalog, self.store = planner.catalog, planner.store
         self.progress = progress or (lambda _event: None)
+        self.records: list[CallRecord] = []
+        self.failures: list[CallRecord] = []
 
     def run(self, states: list[_State]) -> None:
         name = self.planner.spec.pipeline
@@ -452,29 +463,39 @@ class _Execution:
             elif s.status == "waiting":
                 self.progress(CallEvent(name, s.key, "skipped"))
         futures = self._submit_all(todo)
-        records: list[CallRecord] = []
-        failures: list[CallRecord] = []
         claimed = self._claims(states)
-        while futures:
-            done, _ = cf.wait(futures, timeout=LEASE_TTL / 4, return_when=cf.FIRST_COMPLETED)
-            self.catalog.renew(self.owner, LEASE_TTL)
-            for future in done:
-                state = futures.pop(future)
-                outcome = _outcome(future, state.key)
-                if outcome.status == "ok":
-                    outcome = self._check_collisions(outcome, state, claimed)
-                if outcome.status != "ok" and state.attempts <= self.planner.spec.retries:
-                    futures[self._submit(state)] = state
-                    continue
-                record = self._record(state, outcome)
-                (records if outcome.status == "ok" else failures).append(record)
-        self.store.sync()  # outputs durable before their rows commit
-        if records:
-            self.catalog.record_calls(records)
-        if failures:
-            self.catalog.record_failures(failures)
+        last = time.monotonic()
+        try:
+            while futures:
+                done, _ = cf.wait(futures, timeout=FLUSH_SECONDS, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    state = futures.pop(future)
+                    outcome = _outcome(future, state.key)
+                    if outcome.status == "ok":
+                        outcome = self._check_collisions(outcome, state, claimed)
+                    if outcome.status != "ok" and state.attempts <= self.planner.spec.retries:
+                        futures[self._submit(state)] = state
+                        continue
+                    record = self._record(state, outcome)
+                    (self.records if outcome.status == "ok" else self.failures).append(record)
+                if time.monotonic() - last > FLUSH_SECONDS or len(self.records) >= FLUSH_CALLS:
+                    self._flush()
+                    self.catalog.renew(self.owner, LEASE_TTL)
+                    last = time.monotonic()
+        finally:
+            # what finished is recorded even when the run is interrupted: the next resumes
+            self._flush()
         self._drop_stale(states)
         self.catalog.release([s.key for s in todo], self.owner)
+
+    def _flush(self) -> None:
+        if self.records:
+            self.store.sync()  # outputs durable before their rows commit
+            self.catalog.record_calls(self.records)
+            self.records = []
+        if self.failures:
+            self.catalog.record_failures(self.failures)
+            self.failures = []
 
     def _lease(self, todo: list[_State]) -> list[_State]:
         """The datums this driver now holds and still has to compute."""
