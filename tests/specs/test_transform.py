@@ -187,3 +187,14 @@ def test_python_output_is_captured_and_output_format_names_the_format(tmp_path: 
     assert outcome.stdout == "measured 2 files\n"
     assert outcome.records["d10.dat"].format == "json"
     assert json.loads(store.read_bytes("chat/d10.dat"))["files"][0] == "raw/plate1/A01_s1_w1.txt"
+
+
+def test_cmd_stdin_lines_pachyderm_style(tmp_path: Path) -> None:
+    store = _store(tmp_path / "data")
+    stdin = ("cd {input_dir}/raw/{1}", "cat *_w2.txt > $DATABACKED_OUTPUT_DIR/{well}.txt")
+    task = DatumTask("k11", "pach", "d11", FILES, VALUES, cmd=("sh",), stdin=stdin)
+
+    outcome = run_datum(task, store)
+
+    assert outcome.status == "ok", outcome.error_message
+    assert store.read_bytes("pach/A01.txt") == b"membrane\n"
