@@ -169,7 +169,9 @@ def test_deleted_site_removes_its_outputs_and_reruns_the_plate(project: Project)
     result = project.run()
     again = project.run()
 
-    assert [r.outputs for r in plan.of("measure", "removed")] == [("plate1/A01_s2.csv",)]
+    [gone] = plan.of("measure", "removed")
+    assert gone.outputs == ("plate1/A01_s2.csv",)
+    assert gone.attributes == {"plate": "plate1", "well": "A01", "site": "2"}
     assert not project.store.exists("measure/plate1/A01_s2.csv")
     assert project.store.exists("measure/plate1/A01_s1.csv")
     assert _counts(result, "measure") == {"cached": 1, "removed": 1}

@@ -329,7 +329,15 @@ class _Planner:
                 state.reason = "new input"
         present = {s.slot for s in states}
         removed = [
-            DatumRow(name, d, k, "removed", "inputs disappeared", outputs=tuple(sorted(paths)))
+            DatumRow(
+                name,
+                found[k].params.get("datum", d),
+                k,
+                "removed",
+                "inputs disappeared",
+                outputs=tuple(sorted(paths)),
+                attributes=dict(found[k].params.get("attributes") or {}),
+            )
             for d, (k, paths) in sorted(before.items())
             if d not in present
         ]
