@@ -254,6 +254,24 @@ def test_plate_with_declared_count_waits_until_complete(tmp_path: Path) -> None:
     assert project.store.exists("plate_report/plate1.csv")
 
 
+def test_plate_with_a_manifest_waits_for_every_listed_site(tmp_path: Path) -> None:
+    complete = '      complete: {manifest: {repo: manifests, path: "{plate}.txt"}}'
+    project = Project(tmp_path, complete=complete)
+    manifest = b"# sites\nplate1/A01_s1.csv\nplate1/B02_s1.csv\n"
+    project.store.put_bytes("manifests/plate1.txt", manifest)
+    project.site("plate1", "A01", 1)
+
+    early = project.run()
+    project.site("plate1", "B02", 1)
+    later = project.run()
+    project.catalog.close()
+
+    [waiting] = early.of("plate_report")
+    assert waiting.status == "waiting"
+    assert "1 of 2 members listed in manifest manifests/plate1.txt" in waiting.reason
+    assert _counts(later, "plate_report") == {"ran": 1}
+
+
 def test_failed_site_isolated_and_its_plate_waits(project: Project) -> None:
     project.site("plate1", "A01", 1)
     project.site("plate1", "Z99", 1)
