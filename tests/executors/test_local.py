@@ -147,14 +147,3 @@ def test_entry_point_plugin_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert ex.max_workers == 3
         assert ex.submit(add, 20, 22).result() == 42
         assert ex.submit_batch(add, [(1, 2), (3, 4)]).result() == [3, 7]
-
-
-@pytest.mark.parametrize("name", ["subprocess", "celery"])
-def test_registered_but_unwritten_executor_says_so(name: str) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec(f"databacked.executors.{name}") is not None:
-        pytest.skip(f"the {name} executor exists now; its own tests cover it")
-    with pytest.raises(ExecutorError, match=f"{name} executor is not available yet"):
-        get_executor(name)
-    assert name in known_executors()
