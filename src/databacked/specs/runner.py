@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import shutil
 import socket
 import sys
 import time
@@ -176,8 +177,7 @@ def run_specs(
             for row in removed:
                 for path in set(row.outputs) - kept:  # never what a present datum wrote
                     full = f"{spec.pipeline}/{path}"
-                    digest = planner.hashes_before.get(full)
-                    if digest is None or not _move(store, full, attic_path(spec.pipeline, digest)):
+                    if not planner.stash(full, move=True):
                         store.delete(full)
             unsettled[spec.pipeline] = [
                 s.datum for s in states if s.status in ("failed", "waiting")
@@ -270,7 +270,8 @@ class _Planner:
         self.function, self.fingerprint = transform_identity(spec, project)
         self.output_infos: dict[str, FileInfo] = {}
         self.before: dict[str, tuple[str, list[str]]] = {}
-        self.hashes_before: dict[str, str] = {}
+        self.tracked: dict[str, tuple[str, str]] = {}
+        """Output path -> (hash, stamp) the catalog recorded for the file there now."""
 
     def classify(self) -> tuple[list[_State], list[DatumRow]]:
         spec, name = self.spec, self.spec.pipeline
@@ -307,10 +308,10 @@ class _Planner:
             row = found.get(key)
             state.had_row = row is not None
             problem = self._output_problem(row) if row is not None else "new input"
-            if row is not None and problem == "output missing":
+            if row is not None and problem:
                 state.restore = self._restorable(row)
                 problem = "" if state.restore else problem
-                state.reason = "outputs restored from a removed datum" if state.restore else ""
+                state.reason = "outputs restored (computed before)" if state.restore else ""
             if row is not None and not problem:
                 state.status = "cached"
                 state.outputs = tuple(a.path[len(prefix) :] for a in row.outputs.values())
@@ -342,7 +343,7 @@ class _Planner:
             if d not in present
         ]
         self.before = before
-        self.hashes_before = {a.path: a.hash for a in previous}
+        self.tracked = {a.path: (a.hash, a.stamp) for a in previous}
         return states, removed
 
     def slot(self, datum: Datum) -> str:
@@ -367,11 +368,25 @@ class _Planner:
         return ""
 
     def _restorable(self, row: Any) -> list[tuple[str, str]]:
-        """Outputs of a removed datum come back from the attic when its files come back."""
-        missing = [a for a in row.outputs.values() if a.path not in self.output_infos]
-        moves = [(attic_path(self.spec.pipeline, a.hash), a.path) for a in missing]
+        """Outputs computed before come back from the attic when their key comes back (files
+        removed and re-added, a reducer's group back to an earlier state)."""
+        moves = []
+        for art in row.outputs.values():
+            info = self.output_infos.get(art.path)
+            if info is None or info.size != art.size or info.stamp != art.stamp:
+                moves.append((attic_path(self.spec.pipeline, art.hash), art.path))
         found = self.store.infos([src for src, _dst in moves]) if moves else {}
         return moves if all(found.get(src) is not None for src, _dst in moves) else []
+
+    def stash(self, path: str, *, move: bool) -> bool:
+        """Put the recorded output at ``path`` aside by content (moved, or linked/copied when
+        it stays); False when the file there is not the one the catalog recorded."""
+        tracked = self.tracked.get(path)
+        info = self.output_infos.get(path)
+        if tracked is None or info is None or info.stamp != tracked[1]:
+            return False
+        target = attic_path(self.spec.pipeline, tracked[0])
+        return _move(self.store, path, target) if move else _copy(self.store, path, target)
 
     def _waiting(self, datum: Datum) -> str:
         if self.spec.input.kind != "group":
@@ -470,6 +485,9 @@ class _Execution:
                 self.progress(CallEvent(name, s.key, "cached"))
             elif s.status == "waiting":
                 self.progress(CallEvent(name, s.key, "skipped"))
+        for s in todo:  # outputs about to be overwritten stay reachable by content
+            for path in self.planner.before.get(s.slot, ("", []))[1]:
+                self.planner.stash(f"{s.pipeline}/{path}", move=False)
         futures = self._submit_all(todo)
         claimed = self._claims(states)
         last = time.monotonic()
@@ -547,6 +565,8 @@ class _Execution:
         for s in states:
             if not s.restore:
                 continue
+            for _src, dst in s.restore:
+                self.planner.stash(dst, move=True)  # what is there now may come back later
             if not all(_move(self.store, src, dst) for src, dst in s.restore):
                 s.status, s.reason = "changed", "output missing"
                 continue
@@ -693,6 +713,26 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's live process
         return True
+    return True
+
+
+def _copy(store: Store, src: str, dst: str) -> bool:
+    """Copy a file inside the store (a hard link locally); False when it cannot."""
+    try:
+        if store.exists(dst):
+            return True
+        if store.is_local:
+            source, target = store.local_path(src), store.local_path(dst)
+            assert source is not None and target is not None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)  # writes replace files by rename: the link keeps them
+            except OSError:
+                shutil.copyfile(source, target)
+        else:
+            store.fs.copy(store.full_path(src), store.full_path(dst))
+    except (OSError, DatabackedError):
+        return False
     return True
 
 
