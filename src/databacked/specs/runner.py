@@ -4,7 +4,8 @@ Per pipeline: match its datums (content hashes through the catalog's stat cache,
 unchanged file is never read again), key them (``datum_key``), look the keys up in the
 catalog in one batch, lease and run what is new or changed on the executor, record calls,
 outputs and lineage, and remove the outputs of datums whose inputs disappeared (the catalog
-keeps their history). A group datum that reads another pipeline's repo waits while an
+keeps their history; the bytes wait by content in the object area until ``gc``, so files that
+come back compute nothing again). A group datum that reads another pipeline's repo waits while an
 upstream datum of its group failed or waits in this run, or while the completeness its
 group declares is not met.
 
