@@ -164,3 +164,36 @@ def test_demo_command_is_registered(runner: CliRunner) -> None:
     result = runner.invoke(app, ["demo", "--help"])
     assert result.exit_code == 0
     assert "--folder" in result.output
+
+
+def test_param_of_the_wrong_type_is_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "typed.py").write_text(
+        "import databacked as db\n\n"
+        "@db.step\ndef label(name: str, n: int) -> str:\n    return name * n\n\n"
+        "@db.pipeline\ndef labels(name: str, n: int = 2):\n    return label(name=name, n=n)\n"
+    )
+    result = CliRunner().invoke(
+        app, ["run", "typed.py:labels", "--param", "n=abc", "--param", "name=x"]
+    )
+    assert result.exit_code == 2
+    assert "--param n='abc' is not a valid int" in result.output
+    assert "Traceback" not in result.output
+    # a number given to a str parameter is taken as its text
+    ok = CliRunner().invoke(
+        app, ["run", "typed.py:labels", "--param", "name=7", "--executor", "inline"]
+    )
+    assert ok.exit_code == 0, ok.output
+
+
+def test_pipeline_wiring_error_is_a_pipeline_error() -> None:
+    import databacked as db
+
+    @db.pipeline
+    def broken(n):
+        return list(range(n))
+
+    with pytest.raises(db.PipelineError, match="failed while wiring its steps"):
+        broken.trace("abc")

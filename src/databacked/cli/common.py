@@ -208,10 +208,18 @@ def check_params(pipeline: Any, params: dict[str, Any], reference: str) -> None:
     if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         return
     names = ", ".join(accepted) or "none"
-    for key in params:
+    for key in list(params):
         if key not in accepted:
             raise ConfigError(
                 f"The pipeline {reference} has no parameter {key!r}; its parameters are: {names}."
+            )
+        expected = _simple_annotation(accepted[key].annotation)
+        if expected is str and isinstance(params[key], int | float | bool):
+            params[key] = json.dumps(params[key])  # --param name=123 for a str parameter
+        if expected is not None and not _fits(params[key], expected):
+            raise ConfigError(
+                f"--param {key}={params[key]!r} is not a valid {expected.__name__}, which the "
+                f"pipeline {reference} expects for {key!r}."
             )
     for name, parameter in accepted.items():
         required = parameter.default is parameter.empty and parameter.kind not in (
@@ -222,6 +230,24 @@ def check_params(pipeline: Any, params: dict[str, Any], reference: str) -> None:
             raise ConfigError(
                 f"The pipeline {reference} needs --param {name}=VALUE (its parameters: {names})."
             )
+
+
+_SIMPLE = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _simple_annotation(annotation: Any) -> type | None:
+    """int/float/str/bool annotations (also written as strings); None for anything else."""
+    if isinstance(annotation, str):
+        return _SIMPLE.get(annotation.strip())
+    return annotation if annotation in _SIMPLE.values() else None
+
+
+def _fits(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
 
 
 def short(key: str | None, n: int = 12) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from databacked.engine.graph import Graph, end_tracing, tracing
+from databacked.errors import DatabackedError, PipelineError
 
 
 @dataclass
@@ -34,6 +35,14 @@ class Pipeline:
         token = tracing(graph)
         try:
             value = self.fn(*args, **kwargs)
+        except DatabackedError:
+            raise
+        except Exception as exc:
+            # The wiring itself failed (before any step ran): usually a bad argument.
+            raise PipelineError(
+                f"The pipeline {self.name!r} failed while wiring its steps, before anything "
+                f"ran ({type(exc).__name__}: {exc}); check the arguments it was given."
+            ) from exc
         finally:
             end_tracing(token)
         return Traced(graph, value)
