@@ -325,3 +325,17 @@ def test_worker_command_without_broker_says_what_to_do(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "--broker" in proc.stderr
+
+
+def test_worker_command_with_unreachable_broker_fails_fast(tmp_path: Path) -> None:
+    cli = [sys.executable, "-c", "from databacked.cli import main; main()"]
+    proc = subprocess.run(
+        [*cli, "worker", "--broker", "amqp://guest:s3cret@127.0.0.1:1//"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "Cannot reach the Celery broker at amqp://guest:***@127.0.0.1:1//" in proc.stderr
+    assert "s3cret" not in proc.stderr

@@ -47,7 +47,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Start a Celery worker that runs databacked calls sent with executor='celery://...'."""
-    from databacked.executors.celery import create_app, redact
+    from databacked.executors.celery import check_broker, create_app, redact
 
     config = settings().celery
     url = broker or config.broker
@@ -65,6 +65,7 @@ def worker(
         queue=name,
         task_timeout=task_timeout or config.task_timeout,
     )
+    check_broker(app, url)
     console.print(f"databacked worker: broker {redact(url)}, queue {name!r}", highlight=False)
     argv = [
         "worker",

@@ -122,6 +122,18 @@ def create_app(
     return app
 
 
+def check_broker(app: Celery, url: str, timeout: float = 4.0) -> None:
+    """Fail now, within ``timeout`` seconds, rather than hang on the first call."""
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+    except Exception as exc:
+        raise ExecutorError(
+            f"Cannot reach the Celery broker at {redact(url)}: {exc}. Check that RabbitMQ "
+            "(or Redis) runs there and that the URL and credentials are right."
+        ) from exc
+
+
 def run_wire(payload: str) -> dict[str, str]:
     """The task body on a worker: decode the call tar, serve it, encode the answer tar."""
     serve = resolve(_SERVE)
@@ -177,21 +189,10 @@ class CeleryExecutor(BaseExecutor):
         self.app = create_app(
             url, backend, queue=queue, task_timeout=task_timeout, connect_timeout=connect_timeout
         )
-        self._check_broker(connect_timeout)
+        check_broker(self.app, url, connect_timeout)
         self._inbox: SimpleQueue[tuple[str, Future[Any], bool] | None] = SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="databacked-celery", daemon=True)
         self._thread.start()
-
-    def _check_broker(self, timeout: float) -> None:
-        """Fail now, in a few seconds, rather than hang on the first call."""
-        try:
-            with self.app.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
-        except Exception as exc:
-            raise ExecutorError(
-                f"Cannot reach the Celery broker at {redact(self.broker)}: {exc}. Check that "
-                "RabbitMQ (or Redis) runs there and that the URL and credentials are right."
-            ) from exc
 
     # --- submitting ------------------------------------------------------------------------
 
@@ -392,4 +393,12 @@ def _forget(result: Any) -> None:
         result.forget()
 
 
-__all__ = ["DEFAULT_QUEUE", "TASK", "CeleryExecutor", "create_app", "redact", "run_wire"]
+__all__ = [
+    "DEFAULT_QUEUE",
+    "TASK",
+    "CeleryExecutor",
+    "check_broker",
+    "create_app",
+    "redact",
+    "run_wire",
+]
