@@ -4,6 +4,7 @@ worker killed mid-call whose call is redelivered, and an unreachable broker."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 import databacked as db
 from databacked.errors import ExecutorError
 from databacked.executors import Executor, get_executor
-from databacked.executors.celery import CeleryExecutor, create_app
+from databacked.executors.celery import TASK, CeleryExecutor, create_app
 from databacked.testing.executor_contract import TIMEOUT, ExecutorContract, add
 
 pytest.importorskip("celery")
@@ -339,3 +340,27 @@ def test_worker_command_with_unreachable_broker_fails_fast(tmp_path: Path) -> No
     assert proc.returncode == 2
     assert "Cannot reach the Celery broker at amqp://guest:***@127.0.0.1:1//" in proc.stderr
     assert "s3cret" not in proc.stderr
+
+
+def test_worker_without_the_steps_module_fails_the_call_clearly(
+    modules: Path, rabbit: dict[str, str]
+) -> None:
+    mod = write_module(modules, "celery_vanishing", "def f(x):\n    return x\n")
+    Path(mod.__file__).unlink()  # the driver has it, the worker cannot import it
+    with get_executor(rabbit["broker"], **_options(rabbit)) as ex:
+        with pytest.raises(ExecutorError, match=rf"cannot import the module '{mod.__name__}'"):
+            ex.submit(mod.f, 1).result(timeout=TIMEOUT)
+        assert ex.submit(add, 1, 2).result(timeout=TIMEOUT) == 3
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [("not base64 at all!", "not base64"), (base64.b64encode(b"x" * 600).decode(), "not a tar")],
+)
+def test_worker_refuses_a_malformed_call(payload: str, why: str, rabbit: dict[str, str]) -> None:
+    with get_executor(rabbit["broker"], **_options(rabbit)) as ex:
+        answer = ex.app.send_task(TASK, args=[payload], queue=rabbit["queue"])
+        result = answer.get(timeout=TIMEOUT)
+        answer.forget()
+    assert set(result) == {"refused"}
+    assert why in result["refused"]

@@ -138,8 +138,12 @@ def run_wire(payload: str) -> dict[str, str]:
     """The task body on a worker: decode the call tar, serve it, encode the answer tar."""
     serve = resolve(_SERVE)
     try:
-        answer = serve(io.BytesIO(base64.b64decode(payload, validate=True)))
-    except (WireError, ValueError) as exc:
+        tar = base64.b64decode(payload, validate=True)
+    except (ValueError, TypeError) as exc:
+        return {"refused": f"The call is not base64 text ({exc}); send what CeleryExecutor sends."}
+    try:
+        answer = serve(io.BytesIO(tar))
+    except WireError as exc:
         # A malformed call is answered, not raised: Celery would serialise the exception.
         return {"refused": " ".join(str(exc).split())}
     return {"answer": _pack(answer)}
