@@ -150,9 +150,7 @@ def test_object_store_repo_is_polled(s3_bucket: str, tmp_path: Path) -> None:
     watcher = Watcher(root, store, interval=0.2)
     try:
         _until(lambda: watcher.results, "the first run")  # so the images below are polled
-        local = tmp_path / "site"
-        for path in ps.write_site(local, "plate1", "A01", 1):
-            store.put_file(f"raw/plate1/{path.name}", path)
+        ps.write_site(store, "plate1", "A01", 1)
         _until(lambda: store.exists("plate_report/plate1/plot.png"), "the report on S3")
     finally:
         watcher.close()

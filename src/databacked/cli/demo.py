@@ -43,11 +43,22 @@ def demo(
     catalog: Annotated[
         str | None, typer.Option(help="Catalog URL (default: SQLite in FOLDER/.databacked).")
     ] = None,
+    plate_screen: Annotated[
+        bool,
+        typer.Option(
+            "--plate-screen", help="Seed 002: plates arrive over time while a watcher runs."
+        ),
+    ] = False,
 ) -> None:
     """Generate a small synthetic plate and run the example cell pipeline on it.
 
     Run it twice: the second run finds every call cached and recomputes nothing.
     """
+    if plate_screen:
+        from databacked.cli.specs import plate_screen_demo
+
+        plate_screen_demo(folder, executor=executor, workers=workers, store=store, catalog=catalog)
+        return
     import databacked as db
     from databacked.examples import make_plate
     from databacked.examples.cells import cells

@@ -200,3 +200,93 @@ def _counts_table(result: SpecPlan) -> Table:
     for pipeline, per in counts.items():
         table.add_row(pipeline, *(str(per.get(s, 0)) for s in statuses))
     return table
+
+
+def plate_screen_demo(
+    folder: Path,
+    *,
+    executor: str = "processes",
+    workers: int | None = None,
+    store: str | None = None,
+    catalog: str | None = None,
+) -> None:
+    """Seed 002 live: plates arrive site by site while a watcher measures and reduces them."""
+    import importlib
+    import threading
+    import time
+
+    from databacked.examples import plate_screen
+    from databacked.store import Store
+
+    watch_loop = importlib.import_module("databacked.watch").watch  # see ``watch`` above
+    folder = folder.resolve()
+    (folder / "pipelines").mkdir(parents=True, exist_ok=True)
+    (folder / "pipelines" / "screen.yml").write_text(plate_screen.spec_text())
+    the_store = Store(store or folder / "data")
+    if catalog is None:
+        (folder / ".databacked").mkdir(parents=True, exist_ok=True)
+        catalog = f"sqlite:///{folder / '.databacked' / 'catalog.db'}"
+    the_store.put_bytes("raw/README.txt", b"Images arrive here: <plate>/<well>_s<site>_w<c>.tif\n")
+    plates = ("plate1", "plate2")
+    stop, arrived = threading.Event(), threading.Event()
+    last_run = [0.0]
+
+    def generate() -> None:
+        plate_screen.arrive(the_store, plates=plates, delay=0.2, stop=stop)
+        arrived.set()
+
+    def supervise() -> None:
+        # Stop once every image has arrived, every plate is reported and a run has seen it all.
+        arrived.wait()
+        done_at = time.monotonic()
+        reports = [f"plate_report/{p}/plot.png" for p in plates]
+        while not stop.wait(0.2):
+            if last_run[0] > done_at and all(map(the_store.exists, reports)):
+                stop.set()
+
+    def on_run(result: Any) -> None:
+        last_run[0] = time.monotonic()
+        _print_run(result)
+
+    console.print(
+        f"Plates {', '.join(plates)} arrive in {the_store.uri('raw')} site by site "
+        "while a watcher measures sites and reduces complete plates...",
+        highlight=False,
+        soft_wrap=True,
+    )
+    threads = [threading.Thread(target=t, daemon=True) for t in (generate, supervise)]
+    for thread in threads:
+        thread.start()
+    try:
+        watch_loop(
+            folder / "pipelines",
+            store=the_store,
+            catalog=catalog,
+            executor=executor,
+            workers=workers,
+            debounce=0.3,
+            stop_event=stop,
+            on_run=on_run,
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    frame = plate_screen.results(the_store, plate="plate1")
+    table = Table(title="measure/plate1 as a DataFrame (databacked.examples.plate_screen.results)")
+    for column in frame.columns:
+        table.add_column(str(column))
+    for row in frame.head(12).itertuples(index=False):
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+    for plate in plates:
+        console.print(
+            f"Report: {the_store.uri(f'plate_report/{plate}/summary.csv')}, plot.png",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"Query it: databacked ls measure/plate1 --store {the_store.url} --catalog {catalog}",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -17,6 +17,7 @@ The pieces ``databacked demo --plate-screen`` and ``examples/plate-screen/`` sha
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import threading
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from databacked.store import Store
 
 WELLS = ("A01", "A02", "B01")
 SITES = 2
@@ -93,11 +96,28 @@ def site_image(plate: str, well: str, site: int, channel: int) -> np.ndarray:
 
 
 def write_site(
-    raw: str | os.PathLike[str], plate: str, well: str, site: int, channels: int = CHANNELS
-) -> list[Path]:
-    """Write one site's channels as ``raw/<plate>/<well>_s<site>_w<channel>.tif``, atomically."""
+    raw: str | os.PathLike[str] | Store,
+    plate: str,
+    well: str,
+    site: int,
+    channels: int = CHANNELS,
+) -> list[str]:
+    """Write one site's channels as ``<raw>/<plate>/<well>_s<site>_w<channel>.tif``, atomically.
+
+    ``raw`` is the local ``raw`` folder, or a ``Store`` whose repo ``raw/`` receives them.
+    Returns the paths written (the store's URIs for a store).
+    """
     import tifffile
 
+    if isinstance(raw, Store):
+        uris = []
+        for channel in range(1, channels + 1):
+            buffer = io.BytesIO()
+            tifffile.imwrite(buffer, site_image(plate, well, site, channel))
+            path = f"raw/{plate}/{well}_s{site}_w{channel}.tif"
+            raw.put_bytes(path, buffer.getvalue())  # atomic: staging name, then rename / PUT
+            uris.append(raw.uri(path))
+        return uris
     folder = Path(raw) / plate
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -106,12 +126,12 @@ def write_site(
         staging = folder / f".databacked-tmp-{path.name}"
         tifffile.imwrite(staging, site_image(plate, well, site, channel))
         os.replace(staging, path)  # a watcher sees the finished file or nothing
-        written.append(path)
+        written.append(str(path))
     return written
 
 
 def arrive(
-    raw: str | os.PathLike[str],
+    raw: str | os.PathLike[str] | Store,
     *,
     plates: Sequence[str] = ("plate1", "plate2"),
     wells: Sequence[str] = WELLS,
@@ -179,8 +199,6 @@ def results(store: Any, plate: str | None = None, pipeline: str = "measure") -> 
     ``store`` is a ``Store`` or its URL (a local folder or ``s3://...``).
     """
     import pandas as pd
-
-    from databacked.store import Store
 
     store = Store.from_url(store)
     prefix = f"{pipeline}/{plate}" if plate else pipeline
