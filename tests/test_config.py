@@ -48,3 +48,43 @@ def test_secrets_are_redacted() -> None:
     cleaned = redact({"catalog": url, "storage_options": {"secret": "s3cr3t", "region": "eu"}})
     assert "hunter2" not in str(cleaned) and "s3cr3t" not in str(cleaned)
     assert cleaned["storage_options"]["region"] == "eu"
+
+
+def test_defaults_without_pydantic_match_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from databacked.config import PlainSettings, Settings
+
+    monkeypatch.chdir(tmp_path)
+    assert PlainSettings().model_dump() == Settings().model_dump()
+    fast = load_settings(store="s3://b/p", workers=3, verify=True)
+    assert isinstance(fast, PlainSettings)
+    assert (fast.store, fast.workers, fast.verify) == ("s3://b/p", 3, True)
+    assert fast.dask.model_dump()["threads_per_worker"] == 1
+
+
+def test_nothing_configured_does_not_import_pydantic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from databacked.config import load_settings; load_settings(store='x'); "
+        "print('pydantic_settings' in sys.modules)"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DATABACKED_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_pyproject_table_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.databacked]\nexecutor = "threads"\n')
+    assert load_settings().executor == "threads"
+    assert load_settings(executor="inline").executor == "inline"
