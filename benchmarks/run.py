@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import importlib
+import json
 import os
 import platform
 import shutil
@@ -130,14 +130,22 @@ def section_import(runs: int) -> list[dict]:
 
 
 def section_module(name: str) -> list[dict]:
-    """A benchmark module in this folder exposing run() -> list[dict]."""
-    sys.path.insert(0, str(HERE))
-    try:
-        module = importlib.import_module(name)
-    except ImportError as exc:
-        print(f"  ! {name} is not available: {exc}")
+    """A benchmark module in this folder exposing run() -> list[dict], in its own process.
+
+    Its own process, so the gigabyte arrays of one section neither slow the next nor count in
+    the peak memory of the pipelines timed later (a child inherits its parent's ru_maxrss).
+    """
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import {name}; "
+        f"print('@@' + json.dumps({name}.run(), default=str))"
+    )
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]
+    if done.returncode != 0 or not lines:
+        tail = "\n    ".join(done.stderr.strip().splitlines()[-5:])
+        print(f"  ! {name} failed (exit {done.returncode}):\n    {tail}")
         return []
-    return list(module.run())
+    return list(json.loads(lines[-1][2:]))
 
 
 def _snapshot(folder: Path, subdirs: Sequence[str]) -> dict[str, int]:
