@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,10 +30,13 @@ from pathlib import Path
 from databacked.examples.plate_screen import measure_site as _measure, plate_report
 
 
+TEST = "{test}"  # part of the fingerprint: a catalog shared by tests never has these keys
+
+
 def measure_site(files, plate, well, site):
     # One line per execution: the test counts how often each datum was computed.
     with open(Path(__file__).with_name("executions.log"), "a") as log:
-        log.write(f"{plate}/{well}_s{site}\\n")
+        log.write(f"{{plate}}/{{well}}_s{{site}} {{TEST}}\\n")
     return _measure(files, plate, well, site)
 """
 
@@ -208,18 +212,18 @@ def test_sigterm_stops_a_watcher_cleanly(project: Path, procs: list[subprocess.P
 
 
 def test_two_watchers_compute_each_datum_once(
-    tmp_path: Path, procs: list[subprocess.Popen[str]]
+    tmp_path: Path, catalog_url: str, procs: list[subprocess.Popen[str]]
 ) -> None:
     root = tmp_path / "screen"
     (root / "pipelines").mkdir(parents=True)
-    (root / "counting_steps.py").write_text(COUNTING_STEPS)
+    (root / "counting_steps.py").write_text(COUNTING_STEPS.format(test=uuid.uuid4().hex))
     (root / "pipelines/screen.yml").write_text(ps.spec_text("counting_steps", wells=2, sites=2))
     data = root / "data"
     (data / "raw").mkdir(parents=True)
-    catalog = f"sqlite:///{root / 'catalog.db'}"
-    procs.extend([_start(root, catalog), _start(root, catalog)])
-    with Catalog.open(catalog) as cat:
-        _until(lambda: len(cat.runs()) >= 2, "both watchers' first runs")
+    with Catalog.open(catalog_url) as cat:
+        before = len(cat.runs(limit=100_000))
+        procs.extend([_start(root, catalog_url), _start(root, catalog_url)])
+        _until(lambda: len(cat.runs(limit=100_000)) >= before + 2, "both watchers' first runs")
 
     ps.arrive(data / "raw", plates=["plate1", "plate2"], wells=["A01", "A02"], delay=0.05)
     for plate in ("plate1", "plate2"):
@@ -227,7 +231,7 @@ def test_two_watchers_compute_each_datum_once(
     results = [_stop(proc) for proc in procs]
 
     assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
-    executions = (root / "executions.log").read_text().split()
+    executions = [line.split()[0] for line in (root / "executions.log").read_text().splitlines()]
     assert len(executions) == 8
     assert sorted(set(executions)) == sorted(
         f"{plate}/{well}_s{site}"

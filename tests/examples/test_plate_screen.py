@@ -86,6 +86,7 @@ def test_cellprofiler_variant_runs_its_command_per_site(tmp_path: Path) -> None:
     project = tmp_path / "screen"
     (project / "pipelines").mkdir(parents=True)
     shutil.copy(EXAMPLE / "site.cppipe", project)
+    shutil.copy(EXAMPLE / "plate_screen_steps.py", project)  # plate_report's transform
     shutil.copy(EXAMPLE / "pipelines" / "plate_report.yml", project / "pipelines")
     (project / "cellprofiler_stand_in.py").write_text(STAND_IN)
     spec = (EXAMPLE / "measure-cellprofiler.yml").read_text()
