@@ -36,6 +36,7 @@ from typing import Any
 
 from databacked.catalog import Catalog
 from databacked.engine.events import CallEvent
+from databacked.errors import DatabackedError
 from databacked.executors import Executor, get_executor
 from databacked.specs.loading import load_specs
 from databacked.specs.model import Spec
@@ -115,7 +116,12 @@ def watch(
                     changed = source.wait_for_changes(stop, debounce)
                     if not changed or stop.is_set():
                         continue
-                    run(changed)
+                    try:
+                        run(changed)
+                    except DatabackedError as exc:
+                        # A spec edited into a bad state, a catalog briefly unreachable: a
+                        # service says so and keeps watching (the first run fails loudly).
+                        warnings.warn(f"{exc} (still watching)", stacklevel=1)
             finally:
                 source.close()
     finally:

@@ -8,6 +8,9 @@ group validates specs, prints their JSON Schema, and runs or plans them once.
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +21,7 @@ from databacked.cli.common import (
     CatalogOption,
     StoreOption,
     console,
+    err_console,
     open_catalog,
     open_store,
     settings,
@@ -82,7 +86,7 @@ def watch(
     config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
     the_store = open_store(config)
     console.print(f"Watching {pipelines} over {the_store.url} (Ctrl-C to stop).", highlight=False)
-    with open_catalog(config) as cat:
+    with open_catalog(config) as cat, _warnings_as_notes():
         report = watch_loop(
             pipelines,
             store=the_store,
@@ -96,6 +100,19 @@ def watch(
         )
     totals = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items())) or "nothing"
     console.print(f"Stopped after {report.runs} run(s): {totals}.", highlight=False)
+
+
+@contextmanager
+def _warnings_as_notes() -> Iterator[None]:
+    """Warnings (a glob matching nothing yet, a repo not there yet) as one yellow line each."""
+
+    def show(message: Any, *_args: Any, **_kwargs: Any) -> None:
+        err_console.print(f"[yellow]Warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # each distinct message once
+        warnings.showwarning = show
+        yield
 
 
 def _print_run(result: Any) -> None:
@@ -150,7 +167,7 @@ def run(
     from databacked.specs.runner import run_specs
 
     config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
-    with open_catalog(config) as cat:
+    with open_catalog(config) as cat, _warnings_as_notes():
         result = run_specs(
             pipelines,
             store=open_store(config),
@@ -176,7 +193,7 @@ def plan(
     from databacked.specs.runner import plan_specs
 
     config = settings(store=store, catalog=catalog)
-    with open_catalog(config) as cat:
+    with open_catalog(config) as cat, _warnings_as_notes():
         result = plan_specs(pipelines, store=open_store(config), catalog=cat)
     table = Table(title=f"Plan: {len(result.rows)} datums")
     for column in ("pipeline", "datum", "attributes", "status", "reason"):
@@ -258,16 +275,17 @@ def plate_screen_demo(
     for thread in threads:
         thread.start()
     try:
-        watch_loop(
-            folder / "pipelines",
-            store=the_store,
-            catalog=catalog,
-            executor=executor,
-            workers=workers,
-            debounce=0.3,
-            stop_event=stop,
-            on_run=on_run,
-        )
+        with _warnings_as_notes():
+            watch_loop(
+                folder / "pipelines",
+                store=the_store,
+                catalog=catalog,
+                executor=executor,
+                workers=workers,
+                debounce=0.3,
+                stop_event=stop,
+                on_run=on_run,
+            )
     finally:
         stop.set()
         for thread in threads:
