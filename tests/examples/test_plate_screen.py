@@ -180,3 +180,27 @@ def test_demo_plate_screen_ends_with_queryable_results(tmp_path: Path) -> None:
     )
     assert code == 0, out
     assert out.count("measure/plate1/") == 6
+
+
+def test_spec_status_counts_datums_and_shows_failures(tmp_path: Path) -> None:
+    project = tmp_path / "screen"
+    (project / "pipelines").mkdir(parents=True)
+    spec = (EXAMPLE / "measure-cellprofiler.yml").read_text()
+    (project / "pipelines" / "measure.yml").write_text(
+        spec.replace("[cellprofiler,", f"[{sys.executable}, no_such_stand_in.py,")
+    )
+    store = Store(tmp_path / "data")
+    ps.write_site(store, "plate1", "A01", 1)
+    ps.write_site(store, "plate1", "A01", 2, channels=1)  # incomplete: waits
+    flags = ["--store", str(tmp_path / "data"), "--catalog", f"sqlite:///{tmp_path / 'c.db'}"]
+
+    code, out = _cli("spec", "run", str(project / "pipelines"), "--executor", "inline", *flags)
+    assert code == 1, out
+    code, out = _cli("spec", "status", str(project / "pipelines"), *flags)
+
+    assert code == 0, out
+    [header] = [ln for ln in out.splitlines() if "pipeline" in ln and "┃" in ln]
+    [line] = [ln for ln in out.splitlines() if ln.startswith("│ measure")]
+    assert [c.strip() for c in header.split("┃")[1:-1]] == ["pipeline", "failed", "waiting"]
+    assert [c.strip() for c in line.split("│")[1:-1]] == ["measure", "1", "1"]
+    assert "failed:" in out and "no_such_stand_in.py" in out

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -29,9 +29,6 @@ from databacked.cli.common import (
 )
 from databacked.cli.progress import one_line
 
-if TYPE_CHECKING:
-    from databacked.specs.runner import SpecPlan
-
 SpecsArgument = Annotated[
     Path,
     typer.Argument(
@@ -46,7 +43,7 @@ WorkersOption = Annotated[int | None, typer.Option(min=1, help="Parallel workers
 PLAN_ROWS = 50
 
 spec_app = typer.Typer(
-    help="Declarative pipelines (YAML specs): check, schema, run, plan.",
+    help="Declarative pipelines (YAML specs): check, schema, run, plan, status.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -175,7 +172,7 @@ def run(
             executor=config.executor,
             workers=config.workers,
         )
-    console.print(_counts_table(result))
+    console.print(_counts_table(result.counts()))
     _print_run(result)
     if not result.ok:
         raise typer.Exit(1)
@@ -204,11 +201,40 @@ def plan(
     console.print(table)
     if len(result.rows) > limit:
         console.print(f"... {len(result.rows) - limit} more datums (--limit to list more).")
-    console.print(_counts_table(result))
+    console.print(_counts_table(result.counts()))
 
 
-def _counts_table(result: SpecPlan) -> Table:
-    counts = result.counts()
+@spec_app.command("status")
+def status(
+    pipelines: SpecsArgument,
+    *,
+    store: StoreOption = None,
+    catalog: CatalogOption = None,
+) -> None:
+    """Per pipeline: datums done, to run, waiting, removed; and the errors of failed ones."""
+    from databacked.specs.runner import plan_specs
+
+    config = settings(store=store, catalog=catalog)
+    with open_catalog(config, create=False) as cat, _warnings_as_notes():
+        result = plan_specs(pipelines, store=open_store(config), catalog=cat)
+        failed = [r for r in result.rows if r.reason == "previously failed"]
+        errors = cat.last_failures([r.key for r in failed]) if failed else {}
+    counts: dict[str, dict[str, int]] = {}
+    for row in result.rows:  # a datum to run because it failed before is counted as failed
+        state = "failed" if row.reason == "previously failed" else row.status
+        per = counts.setdefault(row.pipeline, {})
+        per[state] = per.get(state, 0) + 1
+    console.print(_counts_table(counts))
+    for row in failed:
+        error = one_line(errors[row.key].error_message) if row.key in errors else "?"
+        console.print(
+            f"[red]{row.pipeline} datum {row.datum} failed:[/red] {error}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _counts_table(counts: dict[str, dict[str, int]]) -> Table:
     statuses = sorted({s for per in counts.values() for s in per})
     table = Table(title="Datums per pipeline")
     table.add_column("pipeline")
