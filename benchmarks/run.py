@@ -380,7 +380,9 @@ def main() -> int:
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     peers = [p for p in os.environ.get("PEERS", "").split(",") if p]
-    wanted = set(args.only or ["import", "hashing", "formats", "catalog", "pipeline", "scale"])
+    wanted = set(
+        args.only or ["import", "hashing", "formats", "catalog", "pipeline", "scale", "executors"]
+    )
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="databacked-bench-") as tmp:
         work = Path(tmp)
@@ -391,6 +393,7 @@ def main() -> int:
             ("catalog", lambda: section_module("bench_catalog")),
             ("pipeline", lambda: section_pipeline(args.n, args.runs, peers, work)),
             ("scale", lambda: section_scale(work, args.full)),
+            ("executors", lambda: section_module("bench_executors")),
         ]
         for name, section in plan:
             if name in wanted:
