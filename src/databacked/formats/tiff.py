@@ -46,6 +46,16 @@ def _pages(array: Any) -> Any:
         yield plane.compute() if compute else plane
 
 
+def _data(array: Any, file: Any) -> Any:
+    """What tifffile gets: a numpy array whole when the target is a real file (one write
+    call per page, at page-cache speed), else pages one by one (dask, in-memory spools)."""
+    import numpy as np
+
+    if isinstance(array, np.ndarray) and hasattr(file, "fileno") and array.flags.c_contiguous:
+        return array
+    return _pages(array)
+
+
 def _file_axes(fmt: Format, store: Any, path: str) -> str | None:
     """The axes tifffile wrote into the file (from the header only), None if unusual."""
     import tifffile
@@ -105,7 +115,7 @@ class Tiff(Format):
             "photometric": "minisblack",
         }
         shape = tuple(value.shape)
-        tifffile.imwrite(file, _pages(value), shape=shape, dtype=value.dtype, **kwargs)
+        tifffile.imwrite(file, _data(value, file), shape=shape, dtype=value.dtype, **kwargs)
         return {"shape": [int(n) for n in value.shape], "dtype": str(value.dtype)}
 
     def read(self, store: Any, path: str, *, lazy: bool = False) -> Any:
@@ -209,7 +219,7 @@ class OmeTiff(Format):
             else:
                 # pages come one by one from an iterator (a dask array is never all in memory)
                 writer.write(
-                    _pages(value),
+                    _data(value, file),
                     shape=tuple(value.shape),
                     dtype=value.dtype,
                     **kwargs,
