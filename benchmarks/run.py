@@ -381,7 +381,8 @@ def main() -> int:
     args = parser.parse_args()
     peers = [p for p in os.environ.get("PEERS", "").split(",") if p]
     wanted = set(
-        args.only or ["import", "hashing", "formats", "catalog", "pipeline", "scale", "executors"]
+        args.only
+        or ["import", "hashing", "formats", "catalog", "pipeline", "scale", "executors", "specs"]
     )
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="databacked-bench-") as tmp:
@@ -394,6 +395,7 @@ def main() -> int:
             ("pipeline", lambda: section_pipeline(args.n, args.runs, peers, work)),
             ("scale", lambda: section_scale(work, args.full)),
             ("executors", lambda: section_module("bench_executors")),
+            ("specs", lambda: section_module("bench_specs")),
         ]
         for name, section in plan:
             if name in wanted:
