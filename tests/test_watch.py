@@ -147,6 +147,23 @@ def test_reducer_fires_only_when_the_plate_is_complete(tmp_path: Path) -> None:
     assert _ran(results, "measure") == 4
 
 
+def test_an_edited_spec_takes_effect(tmp_path: Path) -> None:
+    root = ps.write_project(tmp_path / "screen", wells=1, sites=1)  # two channels per site
+    data = root / "data"
+    ps.write_site(data / "raw", "plate1", "A01", 1, channels=1)
+    watcher = Watcher(root, Store(data))
+    try:
+        _until(lambda: watcher.results, "the first run")
+        assert watcher.results[0].counts()["measure"] == {"waiting": 1}
+
+        spec = root / "pipelines" / "screen.yml"
+        spec.write_text(ps.spec_text(wells=1, sites=1, channels=1))  # one channel is a site
+        _until(lambda: (data / "measure/plate1/A01_s1.csv").exists(), "the site measured")
+    finally:
+        watcher.close()
+    assert _ran(watcher.results, "measure") == 1
+
+
 def test_object_store_repo_is_polled(s3_bucket: str, tmp_path: Path) -> None:
     root = ps.write_project(tmp_path / "screen", wells=1, sites=1)
     store = Store(f"{s3_bucket}/screen")

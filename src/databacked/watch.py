@@ -50,6 +50,31 @@ DEFAULT_DEBOUNCE = 0.5
 MAX_DELAY = 4
 """A burst that never goes quiet still triggers after this many debounce periods."""
 _WRITE_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
+SPECS = "<specs>"
+"""Stands for the spec files among the changed repos: an edit re-runs every pipeline."""
+_SPEC_SUFFIXES = (".yml", ".yaml", ".json")
+
+
+def _observe(path: Path, recursive: bool, on_path: Callable[[str], None]) -> Any:
+    """A started watchdog observer calling ``on_path`` for each path written under ``path``."""
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: Any) -> None:
+            # Reads (opened, closed without writing) and link-count changes (attrib: the
+            # runner hard-links inputs) are no news; writes and renames are.
+            if event.event_type not in _WRITE_EVENTS:
+                return
+            for changed in (event.src_path, getattr(event, "dest_path", "")):
+                if changed:
+                    on_path(os.fsdecode(changed))
+
+    observer = Observer()
+    observer.schedule(Handler(), str(path), recursive=recursive)
+    observer.daemon = True
+    observer.start()
+    return observer
 
 
 @dataclass(slots=True)
@@ -110,6 +135,7 @@ def watch(
                 return report
             # Watch first, then catch up: a file arriving during the first run is not missed.
             source = _source(store, load_specs(folder), interval)
+            source.watch_specs(Path(folder))
             try:
                 run(None)
                 while not stop.is_set():
@@ -117,7 +143,9 @@ def watch(
                     if not changed or stop.is_set():
                         continue
                     try:
-                        run(changed)
+                        if SPECS in changed:  # an edited spec: everything, with new repos
+                            source.repos = {r for s in load_specs(folder) for r in s.input_repos()}
+                        run(None if SPECS in changed else changed)
                     except DatabackedError as exc:
                         # A spec edited into a bad state, a catalog briefly unreachable: a
                         # service says so and keeps watching (the first run fails loudly).
@@ -208,9 +236,10 @@ class _Changes:
         self._pending: set[str] = set()
         self._first = self._last = 0.0
         self._wake = threading.Event()
+        self._observers: list[Any] = []
 
     def note(self, repo: str) -> None:
-        if repo not in self.repos:
+        if repo not in self.repos and repo != SPECS:
             return
         with self._lock:
             now = time.monotonic()
@@ -238,8 +267,20 @@ class _Changes:
                     self._wake.clear()
         return set()
 
+    def watch_specs(self, folder: Path) -> None:
+        """Spec files edited, added or removed count as a change (local folders only)."""
+        base = folder if folder.is_dir() else folder.parent
+
+        def on_path(path: str) -> None:
+            if path.endswith(_SPEC_SUFFIXES) and (folder.is_dir() or Path(path) == folder):
+                self.note(SPECS)
+
+        self._observers.append(_observe(base, True, on_path))
+
     def close(self) -> None:
-        pass
+        for observer in self._observers:
+            observer.stop()
+            observer.join(timeout=5)
 
 
 class _LocalChanges(_Changes):
@@ -247,28 +288,15 @@ class _LocalChanges(_Changes):
 
     def __init__(self, root: Path, repos: set[str]) -> None:
         super().__init__(repos)
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-
         self.root = root
-        changes = self
 
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: Any) -> None:
-                # Reads (opened, closed without writing) and link-count changes (attrib:
-                # the runner hard-links inputs) are no news; writes and renames are.
-                if event.event_type not in _WRITE_EVENTS:
-                    return
-                for path in (event.src_path, getattr(event, "dest_path", "")):
-                    repo = changes.repo_of(os.fsdecode(path)) if path else None
-                    if repo is not None:
-                        changes.note(repo)
+        def on_path(path: str) -> None:
+            repo = self.repo_of(path)
+            if repo is not None:
+                self.note(repo)
 
         root.mkdir(parents=True, exist_ok=True)
-        self.observer = Observer()
-        self.observer.schedule(Handler(), str(root), recursive=True)
-        self.observer.daemon = True
-        self.observer.start()
+        self._observers.append(_observe(root, True, on_path))
 
     def repo_of(self, path: str) -> str | None:
         try:
@@ -278,10 +306,6 @@ class _LocalChanges(_Changes):
         if not parts or any(p.startswith((STAGING_PREFIX, ".databacked")) for p in parts):
             return None
         return parts[0]
-
-    def close(self) -> None:
-        self.observer.stop()
-        self.observer.join(timeout=5)
 
 
 class _PolledChanges(_Changes):
@@ -318,6 +342,7 @@ class _PolledChanges(_Changes):
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=max(5.0, self.interval))
+        super().close()
 
 
 def _source(store: Store, specs: Sequence[Spec], interval: float) -> _Changes:
