@@ -34,3 +34,20 @@ def test_scheduler_file_from_the_environment(
     # other executors get nothing from the dask section
     assert _executor_options("processes", settings) == {}
     assert _executor_options("dask://127.0.0.1:8786", settings) == {}
+
+
+def test_celery_section_reaches_a_broker_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "databacked.toml").write_text(
+        '[celery]\nbroker = "amqp://guest:guest@127.0.0.1:5672//"\n'
+        'backend = "redis://127.0.0.1:6379/0"\nqueue = "screens"\n'
+    )
+    settings = load_settings()
+    by_url = _executor_options("celery://amqp://guest:guest@127.0.0.1:5672//", settings)
+    assert by_url["backend"] == "redis://127.0.0.1:6379/0"
+    assert by_url["queue"] == "screens"
+    assert "broker" not in by_url  # the URL itself names the broker
+    by_name = _executor_options("celery", settings)
+    assert by_name["broker"] == "amqp://guest:guest@127.0.0.1:5672//"

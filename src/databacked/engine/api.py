@@ -269,9 +269,20 @@ def _artifact(store: Any, record: Any) -> Any:
 __all__ = ["PlanResult", "RunResult", "plan", "run"]
 
 
+_CELERY_SCHEMES = ("celery", "amqp", "amqps", "pyamqp", "redis", "rediss")
+
+
 def _executor_options(name: Any, settings: Any) -> dict[str, Any]:
-    """Options from the configuration's executor section ([dask]) for a named executor."""
-    if isinstance(name, str) and name.strip().lower() == "dask":
+    """Options from the configuration's executor sections ([dask], [celery]) for a name."""
+    if not isinstance(name, str):
+        return {}
+    name = name.strip().lower()
+    if name == "dask":
         dask = settings.dask.model_dump()
         return {k: v for k, v in dask.items() if v not in (None, {}, [])}
+    if name == "celery" or (name.split("://", 1)[0] in _CELERY_SCHEMES and "://" in name):
+        celery = settings.celery.model_dump()
+        if name != "celery":
+            celery.pop("broker", None)  # the URL names the broker
+        return {k: v for k, v in celery.items() if v is not None}
     return {}

@@ -36,6 +36,7 @@ _SCHEMES = {
     "dask": "dask",
     "tcp": "dask",
     "tls": "dask",
+    "celery": "celery",
     "amqp": "celery",
     "amqps": "celery",
     "pyamqp": "celery",
