@@ -164,6 +164,26 @@ def test_an_edited_spec_takes_effect(tmp_path: Path) -> None:
     assert _ran(watcher.results, "measure") == 1
 
 
+def test_a_missing_repo_holds_back_only_its_pipelines(tmp_path: Path) -> None:
+    root = tmp_path / "screen"
+    (root / "pipelines").mkdir(parents=True)
+    (root / "counting_steps.py").write_text(COUNTING_STEPS.format(test=uuid.uuid4().hex))
+    notes = "---\npipeline: notes_index\ninput: {repo: notes, glob: /*}\n"
+    notes += "transform: {python: counting_steps:plate_report}\n"
+    specs = ps.spec_text("counting_steps", wells=1, sites=1) + notes
+    (root / "pipelines/screen.yml").write_text(specs)
+    data = root / "data"
+    ps.write_site(data / "raw", "plate1", "A01", 1)
+    watcher = Watcher(root, Store(data))
+    try:
+        with pytest.warns(UserWarning, match="repo 'notes' does not exist"):
+            _until(lambda: watcher.results, "the first run")
+    finally:
+        watcher.close()
+    assert watcher.results[0].counts() == {"measure": {"ran": 1}, "plate_report": {"ran": 1}}
+    assert (root / "executions.log").read_text().split()[0] == "plate1/A01_s1"
+
+
 def test_object_store_repo_is_polled(s3_bucket: str, tmp_path: Path) -> None:
     root = ps.write_project(tmp_path / "screen", wells=1, sites=1)
     store = Store(f"{s3_bucket}/screen")

@@ -111,6 +111,11 @@ def watch(
     ``once=True`` makes the first (catch-up) run only. Returns what all runs did.
     """
     store = Store.from_url(store)
+    project = str(_project(folder))
+    if Path(project).is_dir() and project not in sys.path:
+        # As the runner does for a folder: a list of specs (a partial run) must import the
+        # project's transform modules too. Appended, so it never shadows installed modules.
+        sys.path.append(project)
     own_catalog = not isinstance(catalog, Catalog)
     cat = Catalog.coerce(catalog)
     pool = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
