@@ -197,3 +197,22 @@ def test_pipeline_wiring_error_is_a_pipeline_error() -> None:
 
     with pytest.raises(db.PipelineError, match="failed while wiring its steps"):
         broken.trace("abc")
+
+
+def test_run_and_plan_take_a_folder_of_specs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "data" / "raw" / "a.txt").write_text("hello\n")
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "copy.yml").write_text(
+        "pipeline: copy\ninput:\n  pfs: {repo: raw, glob: '/*'}\n"
+        "transform:\n  cmd: [cp, -r, '{input_dir}/raw/.', '{output_dir}']\n"
+    )
+    ran = CliRunner().invoke(app, ["run", "pipelines", "--executor", "inline"])
+    assert ran.exit_code == 0, ran.output
+    assert (tmp_path / "data" / "copy" / "a.txt").read_text() == "hello\n"
+    planned = CliRunner().invoke(app, ["plan", "pipelines/copy.yml"])
+    assert planned.exit_code == 0, planned.output
+    assert "cached" in planned.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -63,7 +64,16 @@ def run(
         bool, typer.Option("--verify", help="Re-hash cached outputs before trusting them.")
     ] = False,
 ) -> None:
-    """Run a pipeline: only new or changed calls compute; exit 1 if any call failed."""
+    """Run a pipeline: only new or changed calls compute; exit 1 if any call failed.
+
+    Given a folder of YAML specs (or one spec file) instead, runs the declarative pipelines
+    as `databacked spec run` does.
+    """
+    if is_spec_reference(reference) and not dry_run:
+        from databacked.cli import specs
+
+        specs.run(Path(reference), store=store, catalog=catalog, executor=executor, workers=workers)
+        return
     if dry_run:
         plan(reference, param=param, store=store, catalog=catalog)
         return
@@ -106,6 +116,11 @@ def plan(
     limit: Annotated[int, typer.Option(help="Most call rows to list.")] = PLAN_ROWS,
 ) -> None:
     """Show what a run would do: each call cached, to run or waiting, and why."""
+    if is_spec_reference(reference):
+        from databacked.cli import specs
+
+        specs.plan(Path(reference), store=store, catalog=catalog, limit=limit)
+        return
     params = parse_params(param)
     config = settings(store=store, catalog=catalog)
     pipeline = load_pipeline(reference)
@@ -151,3 +166,11 @@ def _errors_from_calls(result: Any) -> list[tuple[str, str, str]]:
         (str(r.step), str(r.key), one_line(_text(getattr(r, "error", ""))))
         for r in failed.itertuples(index=False)
     ]
+
+
+def is_spec_reference(reference: str) -> bool:
+    """A folder (of pipelines/*.yml) or a YAML/JSON spec file, rather than FILE.py:PIPELINE."""
+    path = Path(reference)
+    if path.suffix.lower() in (".yml", ".yaml"):
+        return True
+    return ":" not in reference and path.is_dir()

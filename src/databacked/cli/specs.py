@@ -71,13 +71,8 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="Run once and exit.")] = False,
 ) -> None:
     """Run the specs, then run again for what changes in their input repos (Ctrl-C stops)."""
-    import importlib
-
     from databacked.specs.loading import load_specs
-
-    # pyproject's layer contract puts cli and watch side by side (independent); this command
-    # is the one place cli needs the watcher, so it is looked up at call time.
-    watch_loop = importlib.import_module("databacked.watch").watch
+    from databacked.watch import watch as watch_loop
 
     load_specs(pipelines)  # a bad spec is one error sentence before anything starts
     config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
