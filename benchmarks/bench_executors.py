@@ -7,8 +7,8 @@
   bare engine: loky's ``map`` (processes), ``distributed.Client.map`` + ``gather`` (Dask), a Celery
   ``group`` on the same broker (Celery). Goal: within 1.5x.
 * the peers' imaging workload (``../shared/peers``, ``run_databacked.images``) at
-  ``DATABACKED_BENCH_FOVS`` fields (default 200) on Dask and Celery, against processes.
-  Goal: within 1.3x.
+  ``DATABACKED_BENCH_FOVS`` fields (default 200) on Dask and Celery, against processes
+  (best of 2 interleaved rounds). Goal: within 1.3x.
 
 Clusters and workers (a LocalCluster of 2 worker processes, Celery workers of 2 processes
 each) are started and warmed outside the timings, and stopped at the end. Celery uses
@@ -38,6 +38,7 @@ PEERS_DIR = Path(os.environ.get("PEERS_DIR", HERE.parent.parent / "shared" / "pe
 PY = sys.executable
 N_CALLS = 2000
 REPEATS = 3
+WORKLOAD_ROUNDS = 2
 WORKERS = 2
 START = 60.0  # seconds a worker may take to say it is ready
 OVERHEAD_GOAL = 1.5
@@ -242,10 +243,14 @@ def _workload(executors: dict[str, Any], work: Path, fovs: int):
     command = [PY, str(PEERS_DIR / "gen_data.py"), "--n", str(fovs), "--data", str(data)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     paths = list_inputs(str(data), fovs)
-    seconds = {}
-    for name, executor in executors.items():
-        print(f"  {name}: the imaging workload at {fovs} fields, cold")
-        seconds[name] = _db_run(run_databacked.images, paths, executor, work / f"images-{name}")
+    # Best of interleaved rounds, so a burst of load on a shared machine hits every executor.
+    seconds: dict[str, float] = {}
+    for attempt in range(WORKLOAD_ROUNDS):
+        for name, executor in executors.items():
+            print(f"  {name}: the imaging workload at {fovs} fields, cold (round {attempt + 1})")
+            folder = work / f"images-{name}-{attempt}"
+            wall = _db_run(run_databacked.images, paths, executor, folder)
+            seconds[name] = min(wall, seconds.get(name, wall))
     rows = []
     for name, value in seconds.items():
         case = f"{name}: images workload, {fovs} fields (cold)"
