@@ -56,7 +56,9 @@ def _new(folder: Path, suffix: str) -> Path:
     return folder / f"{uuid.uuid4().hex}{suffix}"
 
 
-def _row(case: str, seconds: float, baseline: str, baseline_seconds: float) -> dict[str, Any]:
+def _row(
+    case: str, seconds: float, baseline: str, baseline_seconds: float, *, goal: bool = True
+) -> dict[str, Any]:
     ratio = seconds / baseline_seconds if baseline_seconds else None
     row: dict[str, Any] = {
         "section": "Formats",
@@ -66,7 +68,7 @@ def _row(case: str, seconds: float, baseline: str, baseline_seconds: float) -> d
         "baseline_seconds": round(baseline_seconds, 4),
         "ratio": round(ratio, 3) if ratio is not None else None,
     }
-    if ratio is not None:
+    if ratio is not None and goal:
         row.update(goal=f"<= {GOAL}x", goal_met=ratio <= GOAL)
     return row
 
@@ -112,7 +114,13 @@ def _images(tmp: Path) -> list[dict[str, Any]]:
             "tifffile.imwrite + os.sync",
             write,
         ),
-        _row("OME-TIFF write, durability none", nosync, "tifffile.imwrite", write_cached),
+        _row(
+            "OME-TIFF write, durability none (for reference)",
+            nosync,
+            "tifffile.imwrite",
+            write_cached,
+            goal=False,
+        ),
         _row("db.load OME-TIFF", load, "tifffile.imread", read),
     ]
     chunks = (1, 1, 1024, 1024)
@@ -145,7 +153,13 @@ def _images(tmp: Path) -> list[dict[str, Any]]:
             "zarr array write + os.sync",
             zwrite,
         ),
-        _row("OME-Zarr write, durability none", znosync, "zarr array write", zwrite_cached),
+        _row(
+            "OME-Zarr write, durability none (for reference)",
+            znosync,
+            "zarr array write",
+            zwrite_cached,
+            goal=False,
+        ),
         _row("db.load OME-Zarr", zload, "zarr array read", zread),
     ]
     return rows
