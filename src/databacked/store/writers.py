@@ -1,0 +1,252 @@
+"""Atomic, hashing writers: a stream (``HashingWriter``), a seekable file (``SeekableWriter``)
+and a folder (``DirectoryWriter``), each committed by rename or upload."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from databacked.hashing import StreamHasher, hash_file
+from databacked.store.base import _SPOOL_LIMIT, STAGING_PREFIX, WriteResult, _fsync_tree
+
+if TYPE_CHECKING:
+    from databacked.store.core import Store
+
+
+def _staging_file(store: Store, relpath: str) -> str:
+    """A fresh temporary name beside the target (same filesystem, so the rename is atomic)."""
+    folder, name = os.path.split(store.full_path(relpath))
+    store._wrap("create the folder of", relpath, os.makedirs, folder, exist_ok=True)
+    return os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
+
+
+class HashingWriter(io.RawIOBase):
+    """A write-only file object that hashes bytes on their way out; ``.result`` after exit."""
+
+    def __init__(self, store: Store, relpath: str) -> None:
+        super().__init__()
+        self._store = store
+        self.path = relpath
+        self._hasher = StreamHasher()
+        self._sink: Any = None
+        self._tmp: str | None = None
+        self.result: WriteResult | None = None
+
+    # file-object protocol
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._sink.write(view)
+        self._hasher.update(view)
+        if isinstance(self._sink, io.BytesIO) and self._hasher.size > _SPOOL_LIMIT:
+            self._spill()
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self._hasher.size
+
+    # context manager: open the temporary target, then commit or clean up
+    def __enter__(self) -> HashingWriter:
+        store = self._store
+        if store.is_local:
+            self._tmp = _staging_file(store, self.path)
+            self._sink = store._wrap("write", self.path, open, self._tmp, "wb")
+        else:
+            self._sink = io.BytesIO()
+        return self
+
+    def _spill(self) -> None:
+        import tempfile
+
+        spool = tempfile.NamedTemporaryFile(prefix=STAGING_PREFIX, delete=False)  # noqa: SIM115
+        spool.write(self._sink.getbuffer())
+        self._sink = spool
+        self._tmp = spool.name
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self.result = self._commit()
+        finally:
+            self._cleanup()
+            io.RawIOBase.close(self)
+
+    def _commit(self) -> WriteResult:
+        store = self._store
+        if store.is_local:
+            assert self._tmp is not None
+            self._sink.flush()
+            if store.durability == "fsync":
+                os.fsync(self._sink.fileno())
+            self._sink.close()
+            final = store.full_path(self.path)
+            store._wrap("write", self.path, os.replace, self._tmp, final)
+            self._tmp = None
+            store._written(final)
+        elif isinstance(self._sink, io.BytesIO):
+            data = self._sink.getvalue()
+            store._wrap("upload", self.path, store.fs.pipe_file, store.full_path(self.path), data)
+        else:
+            self._sink.close()
+            store._wrap(
+                "upload", self.path, store.fs.put_file, self._tmp, store.full_path(self.path)
+            )
+        info = store.info(self.path)
+        return WriteResult(self.path, self._hasher.size, self._hasher.hexdigest(), info.stamp)
+
+    def _cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._sink is not None and not self._sink.closed:
+                self._sink.close()
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+            self._tmp = None
+
+
+_EARLY_FLUSH = 64 * 1024 * 1024
+
+
+class SeekableWriter:
+    """A real temporary file for libraries that seek back while writing (tifffile).
+
+    Such bytes cannot be hashed as they stream out (earlier bytes are patched later), so the
+    finished file is hashed once, memory-mapped on all threads while it is still in the page
+    cache, then renamed into place (local) or uploaded (object stores, hashed on the way).
+    ``.file`` is the open binary file; ``.result`` holds the WriteResult after exit.
+    """
+
+    def __init__(self, store: Store, relpath: str) -> None:
+        self._store = store
+        self.path = relpath
+        self.file: Any = None
+        self._tmp: str | None = None
+        self.result: WriteResult | None = None
+
+    def __enter__(self) -> SeekableWriter:
+        store = self._store
+        if store.is_local:
+            self._tmp = _staging_file(store, self.path)
+            self.file = store._wrap("write", self.path, open, self._tmp, "w+b")
+        else:
+            import tempfile
+
+            self.file = tempfile.NamedTemporaryFile(prefix=STAGING_PREFIX, delete=False)
+            self._tmp = self.file.name
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self.result = self._commit()
+        finally:
+            with contextlib.suppress(Exception):
+                if self.file is not None and not self.file.closed:
+                    self.file.close()
+            if self._tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._tmp)
+                self._tmp = None
+
+    def _commit(self) -> WriteResult:
+        store = self._store
+        assert self._tmp is not None
+        self.file.flush()
+        if not store.is_local:
+            self.file.close()
+            return store.put_file(self.path, self._tmp)
+        size = os.fstat(self.file.fileno()).st_size
+        if store.durability == "fsync":
+            os.fsync(self.file.fileno())
+            digest = hash_file(self._tmp)
+        elif store.durability == "batch" and size >= _EARLY_FLUSH:
+            # A big file is read back for its hash anyway: flush it to disk meanwhile, so the
+            # batch's one sync later finds little left to write (hash and disk overlap).
+            flush = threading.Thread(target=os.fdatasync, args=(self.file.fileno(),))
+            flush.start()
+            digest = hash_file(self._tmp)
+            flush.join()
+        else:
+            digest = hash_file(self._tmp)
+        self.file.close()
+        final = store.full_path(self.path)
+        store._wrap("write", self.path, os.replace, self._tmp, final)
+        self._tmp = None
+        store._written(final)
+        return WriteResult(self.path, size, digest, store.info(self.path).stamp)
+
+
+class DirectoryWriter:
+    """Where a directory artifact (Zarr) is written: ``.path`` plus ``storage_options``."""
+
+    def __init__(self, store: Store, relpath: str) -> None:
+        self._store = store
+        self.relpath = relpath
+        self.storage_options = dict(store.storage_options) if not store.is_local else None
+        if store.is_local:
+            final = store.full_path(relpath)
+            folder, name = os.path.split(final)
+            self.path = os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
+        else:
+            # Not store.uri(): that one is redacted for display, this one must open.
+            self.path = f"{store.protocol}://{store.full_path(relpath).lstrip('/')}"
+        self.result: WriteResult | None = None
+
+    @property
+    def mapper(self) -> Any:
+        """An fsspec mapping over the folder (for libraries that take a MutableMapping)."""
+        import fsspec
+
+        return fsspec.get_mapper(self.path, **(self.storage_options or {}))
+
+    @property
+    def store(self) -> Any:
+        """A zarr v3 store over the folder."""
+        import zarr.storage
+
+        if self._store.is_local:
+            return zarr.storage.LocalStore(self.path)
+        return zarr.storage.FsspecStore.from_url(self.path, storage_options=self.storage_options)
+
+    def __enter__(self) -> DirectoryWriter:
+        store = self._store
+        if store.is_local:
+            store._wrap("create", self.relpath, os.makedirs, self.path)
+        else:
+            # Stale chunks of an earlier version must not survive into the new one.
+            store.delete(self.relpath)
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        store = self._store
+        if exc_type is not None:
+            with contextlib.suppress(Exception):
+                if store.is_local:
+                    shutil.rmtree(self.path, ignore_errors=True)
+                else:
+                    store.delete(self.relpath)
+            return
+        if store.is_local:
+            final = store.full_path(self.relpath)
+            if store.durability == "fsync":
+                _fsync_tree(self.path)
+            if os.path.lexists(final):
+                old = f"{self.path}-old"
+                store._wrap("replace", self.relpath, os.rename, final, old)
+                os.rename(self.path, final)
+                store._wrap("delete", self.relpath, shutil.rmtree, old, ignore_errors=True)
+            else:
+                store._wrap("write", self.relpath, os.rename, self.path, final)
+            store._written(final)
+        info = store.info(self.relpath)
+        self.result = WriteResult(self.relpath, info.size, store.hash(self.relpath), info.stamp)
+
+
+# --- the store ----------------------------------------------------------------------------
