@@ -31,18 +31,10 @@ from kombu.utils.url import maybe_sanitize_url
 from databacked.errors import ExecutorError, WireError
 from databacked.executors.base import BaseExecutor, ItemFailed
 from databacked.executors.wire import (
-    CALL,
-    OUTCOME,
-    PROTOCOL,
-    Decoder,
-    Encoder,
     Limits,
-    decode_error,
-    read_document,
-    read_tar,
-    reference,
+    decode_answer,
+    encode_call,
     resolve,
-    write_tar,
 )
 
 TASK = "databacked.run_wire"
@@ -224,41 +216,15 @@ class CeleryExecutor(BaseExecutor):
 
     def encode(self, fn: Callable[..., Any], items: Sequence[Sequence[Any]]) -> bytes:
         """The call tar for ``fn`` over ``items``, as ``python -m databacked.worker`` reads it."""
-        encoder = Encoder("params", allow_pickle=self.allow_pickle)
-        try:
-            function: Any = reference(fn)
-        except WireError:
-            if not self.allow_pickle:
-                raise
-            function = encoder.encode(fn)
-        call = {
-            "protocol": PROTOCOL,
-            "function": function,
-            "items": [[encoder.encode(a) for a in args] for args in items],
-            "allow_pickle": self.allow_pickle,
-            "capture_limit": self.capture_limit,
-        }
-        return write_tar(CALL, call, encoder.members)
+        return encode_call(
+            fn, items, allow_pickle=self.allow_pickle, capture_limit=self.capture_limit
+        )
 
     def decode(self, answer: bytes) -> list[tuple[bool, Any, str]]:
         """(ok, value or exception, worker traceback) per item of an answer tar."""
-        try:
-            files = read_tar(io.BytesIO(answer), self.limits)
-            outcome = read_document(files, OUTCOME)
-            decoder = Decoder(files, allow_pickle=self.allow_pickle)
-            results = []
-            for item in outcome["results"]:
-                if item.get("ok"):
-                    results.append((True, decoder.decode(item.get("value")), ""))
-                else:
-                    error = item.get("error") or {}
-                    exc = decode_error(error, ExecutorError)
-                    results.append((False, exc, str(error.get("traceback", ""))))
-        except (WireError, KeyError, TypeError) as exc:
-            raise ExecutorError(
-                f"The celery executor could not read the worker's answer: {exc}"
-            ) from exc
-        return results
+        return decode_answer(
+            answer, limits=self.limits, allow_pickle=self.allow_pickle, executor="celery"
+        )
 
     # --- the background thread -------------------------------------------------------------
 

@@ -8,7 +8,6 @@ created with ``allow_pickle=True``. A thread pool keeps ``workers`` subprocesses
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -20,17 +19,9 @@ from typing import Any
 from databacked.errors import ExecutorError, WireError
 from databacked.executors.base import BaseExecutor, ItemFailed
 from databacked.executors.wire import (
-    CALL,
-    OUTCOME,
-    PROTOCOL,
-    Decoder,
-    Encoder,
     Limits,
-    decode_error,
-    read_document,
-    read_tar,
-    reference,
-    write_tar,
+    decode_answer,
+    encode_call,
 )
 
 
@@ -91,22 +82,10 @@ class SubprocessExecutor(BaseExecutor):
         return self._pool.submit(self._run, payload, batch, _describe(fn))
 
     def encode(self, fn: Callable[..., Any], items: Sequence[Sequence[Any]]) -> bytes:
-        """The call tar for ``fn`` over ``items`` (argument lists); WireError if it cannot go."""
-        encoder = Encoder("params", allow_pickle=self.allow_pickle)
-        try:
-            function: Any = reference(fn)
-        except WireError:
-            if not self.allow_pickle:
-                raise
-            function = encoder.encode(fn)  # lands in a pickle member
-        call = {
-            "protocol": PROTOCOL,
-            "function": function,
-            "items": [[encoder.encode(a) for a in args] for args in items],
-            "allow_pickle": self.allow_pickle,
-            "capture_limit": self.capture_limit,
-        }
-        return write_tar(CALL, call, encoder.members)
+        """The call tar for ``fn`` over ``items``, as ``python -m databacked.worker`` reads it."""
+        return encode_call(
+            fn, items, allow_pickle=self.allow_pickle, capture_limit=self.capture_limit
+        )
 
     # --- running ---------------------------------------------------------------------------
 
@@ -138,23 +117,9 @@ class SubprocessExecutor(BaseExecutor):
 
     def decode(self, answer: bytes) -> list[tuple[bool, Any, str]]:
         """(ok, value or exception, worker traceback) per item of an answer tar."""
-        try:
-            files = read_tar(io.BytesIO(answer), self.limits)
-            outcome = read_document(files, OUTCOME)
-            decoder = Decoder(files, allow_pickle=self.allow_pickle)
-            results = []
-            for item in outcome["results"]:
-                if item.get("ok"):
-                    results.append((True, decoder.decode(item.get("value")), ""))
-                else:
-                    error = item.get("error") or {}
-                    exc = decode_error(error, ExecutorError)
-                    results.append((False, exc, str(error.get("traceback", ""))))
-        except (WireError, KeyError, TypeError) as exc:
-            raise ExecutorError(
-                f"The subprocess executor could not read the worker's answer: {exc}"
-            ) from exc
-        return results
+        return decode_answer(
+            answer, limits=self.limits, allow_pickle=self.allow_pickle, executor="subprocess"
+        )
 
     def _check_exit(self, proc: subprocess.Popen[bytes], err: bytes, what: str) -> None:
         code = proc.returncode
