@@ -28,6 +28,28 @@ def dims_for(value: Any, dims: str | None) -> str:
     return dims if dims is not None else _DEFAULT_DIMS.get(value.ndim, "?" * value.ndim)
 
 
+def check_image(fmt: str, value: Any, dims: str | None, names: Any, path: str) -> str:
+    """The dims of ``value`` (given or defaulted), refusing a dims or channel-name mismatch
+    with one sentence before anything is written."""
+    from databacked.errors import FormatError
+
+    dims = dims_for(value, dims)
+    if value.ndim != len(dims) or "?" in dims:
+        raise FormatError(
+            f"An array of shape {tuple(value.shape)} has {value.ndim} dimensions but "
+            f"{fmt}(dims={dims!r}) for {path!r} expects {len(dims)}; "
+            "pass dims= that match the array."
+        )
+    channels = value.shape[dims.index("C")] if "C" in dims else 1
+    if names is not None and len(names) != channels:
+        raise FormatError(
+            f"{fmt} for {path!r} got {len(names)} channel names for {channels} "
+            f"channel(s) (shape {tuple(value.shape)}, dims {dims!r}); "
+            "give one name per channel."
+        )
+    return dims
+
+
 def location(store: Any, path: str) -> tuple[str, dict[str, Any]]:
     """Where a library can open ``path``: a local path, or a fsspec URL and its options."""
     if store.is_local:

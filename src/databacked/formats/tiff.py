@@ -14,7 +14,7 @@ from typing import Any
 
 from databacked.errors import FormatError
 from databacked.formats.base import Format
-from databacked.formats.images import bioimage, dims_for, is_array, read_image
+from databacked.formats.images import bioimage, check_image, dims_for, is_array, read_image
 
 _UUID_NAMESPACE = uuid.UUID("6f1d7c1e-3b0a-4f43-9a57-8b1c2e6a5d10")
 
@@ -165,22 +165,7 @@ class OmeTiff(Format):
 
     def check(self, value: Any, path: str) -> None:
         super().check(value, path)
-        dims = dims_for(value, self.options["dims"])
-        if value.ndim != len(dims) or "?" in dims:
-            raise FormatError(
-                f"An array of shape {tuple(value.shape)} has {value.ndim} dimensions but "
-                f"OmeTiff(dims={dims!r}) for {path!r} expects {len(dims)}; "
-                "pass dims= that match the array."
-            )
-        names = self.options["channel_names"]
-        if names is not None:
-            channels = value.shape[dims.index("C")] if "C" in dims else 1
-            if len(names) != channels:
-                raise FormatError(
-                    f"OmeTiff for {path!r} got {len(names)} channel names for {channels} "
-                    f"channel(s) (shape {tuple(value.shape)}, dims {dims!r}); "
-                    "give one name per channel."
-                )
+        check_image("OmeTiff", value, self.options["dims"], self.options["channel_names"], path)
 
     def _metadata(self, value: Any) -> dict[str, Any]:
         meta: dict[str, Any] = {

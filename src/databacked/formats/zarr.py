@@ -13,6 +13,7 @@ from databacked.errors import FormatError
 from databacked.formats.base import Format
 from databacked.formats.images import (
     bioimage,
+    check_image,
     dims_for,
     image_metadata,
     is_array,
@@ -103,21 +104,7 @@ class OmeZarr(Format):
 
     def check(self, value: Any, path: str) -> None:
         super().check(value, path)
-        dims = dims_for(value, self.options["dims"])
-        if value.ndim != len(dims) or "?" in dims:
-            raise FormatError(
-                f"An array of shape {tuple(value.shape)} has {value.ndim} dimensions but "
-                f"OmeZarr(dims={dims!r}) for {path!r} expects {len(dims)}; "
-                "pass dims= that match the array."
-            )
-        names = self.options["channel_names"]
-        channels = value.shape[dims.index("C")] if "C" in dims else 1
-        if names is not None and len(names) != channels:
-            raise FormatError(
-                f"OmeZarr for {path!r} got {len(names)} channel names for {channels} "
-                f"channel(s) (shape {tuple(value.shape)}, dims {dims!r}); "
-                "give one name per channel."
-            )
+        check_image("OmeZarr", value, self.options["dims"], self.options["channel_names"], path)
         chunks = self.options["chunks"]
         if chunks is not None and len(chunks) != value.ndim:
             raise FormatError(
