@@ -30,10 +30,9 @@ from kombu.utils.url import maybe_sanitize_url
 
 from databacked.errors import ExecutorError, WireError
 from databacked.executors.base import BaseExecutor, ItemFailed
+from databacked.executors.remote import decode_answer, encode_call
 from databacked.executors.wire import (
     Limits,
-    decode_answer,
-    encode_call,
     resolve,
 )
 

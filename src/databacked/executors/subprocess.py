@@ -18,10 +18,9 @@ from typing import Any
 
 from databacked.errors import ExecutorError, WireError
 from databacked.executors.base import BaseExecutor, ItemFailed
+from databacked.executors.remote import decode_answer, encode_call
 from databacked.executors.wire import (
     Limits,
-    decode_answer,
-    encode_call,
 )
 
 

@@ -446,52 +446,6 @@ def decode_error(error: Mapping[str, Any], fallback: type[Exception]) -> BaseExc
     return rebuilt
 
 
-def encode_call(
-    fn: Any, items: Any, *, allow_pickle: bool = False, capture_limit: int = 64 * 1024
-) -> bytes:
-    """The call tar for ``fn`` over ``items`` (argument lists); WireError if it cannot go."""
-    encoder = Encoder("params", allow_pickle=allow_pickle)
-    try:
-        function: Any = reference(fn)
-    except WireError:
-        if not allow_pickle:
-            raise
-        function = encoder.encode(fn)  # lands in a pickle member
-    call = {
-        "protocol": PROTOCOL,
-        "function": function,
-        "items": [[encoder.encode(a) for a in args] for args in items],
-        "allow_pickle": allow_pickle,
-        "capture_limit": capture_limit,
-    }
-    return write_tar(CALL, call, encoder.members)
-
-
-def decode_answer(
-    answer: bytes, *, limits: Limits | None, allow_pickle: bool, executor: str
-) -> list[tuple[bool, Any, str]]:
-    """(ok, value or exception, worker traceback) per item of an answer tar."""
-    from databacked.errors import ExecutorError
-
-    try:
-        files = read_tar(io.BytesIO(answer), limits)
-        outcome = read_document(files, OUTCOME)
-        decoder = Decoder(files, allow_pickle=allow_pickle)
-        results = []
-        for item in outcome["results"]:
-            if item.get("ok"):
-                results.append((True, decoder.decode(item.get("value")), ""))
-            else:
-                error = item.get("error") or {}
-                exc = decode_error(error, ExecutorError)
-                results.append((False, exc, str(error.get("traceback", ""))))
-    except (WireError, KeyError, TypeError) as exc:
-        raise ExecutorError(
-            f"The {executor} executor could not read the worker's answer: {exc}"
-        ) from exc
-    return results
-
-
 __all__ = [
     "CALL",
     "OUTCOME",
@@ -499,9 +453,7 @@ __all__ = [
     "Decoder",
     "Encoder",
     "Limits",
-    "decode_answer",
     "decode_error",
-    "encode_call",
     "encode_error",
     "public_options",
     "read_document",
