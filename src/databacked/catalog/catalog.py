@@ -23,13 +23,14 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from databacked.catalog import calls, leases, queries
+from databacked.catalog import calls, digests, leases, queries
 from databacked.catalog.connect import IMMEDIATE, create_engine, ensure_schema, redact
 from databacked.catalog.dml import retrying
 from databacked.catalog.records import (
     ArtifactRow,
     CallRecord,
     CallRow,
+    InputRef,
     LeaseRow,
     LineageRow,
     RunRow,
@@ -214,6 +215,21 @@ class Catalog:
             lambda c: calls.forget(c, step=step, key=key, before=before),
             write=True,
         )
+
+    def inputs_of(self, keys: Iterable[str]) -> dict[str, list[tuple[str, InputRef]]]:
+        """key -> (argument name, input) edges of completed calls, in argument order."""
+        keys = list(keys)
+        return self._run("read call inputs", lambda c: queries.inputs_of(c, keys))
+
+    def sha256_get(self, hashes: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """blake3 content hash -> (sha256, size), for contents whose sha256 is known."""
+        hashes = list(hashes)
+        return self._run("read sha256 digests", lambda c: digests.sha256_get(c, hashes))
+
+    def sha256_put(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        """Remember (blake3 hash, sha256, size) so no content is read twice for its sha256."""
+        rows = list(rows)
+        self._run("write sha256 digests", lambda c: digests.sha256_put(c, rows), write=True)
 
     # -- stat cache ------------------------------------------------------------------------
 

@@ -183,6 +183,11 @@ def _inputs_of(conn: sa.Connection, key: str) -> list[tuple[str, InputRef]]:
     ]
 
 
+def inputs_of(conn: sa.Connection, keys: Sequence[str]) -> dict[str, list[tuple[str, InputRef]]]:
+    """key -> its (argument name, InputRef) edges, by name and position."""
+    return {key: _inputs_of(conn, key) for key in keys}
+
+
 # -- stat cache ---------------------------------------------------------------------------
 
 
@@ -227,6 +232,7 @@ __all__ = [
     "artifact_by_path",
     "current_artifacts",
     "finish_run",
+    "inputs_of",
     "lineage",
     "recent_runs",
     "referenced_paths",

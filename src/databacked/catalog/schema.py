@@ -16,10 +16,10 @@ import blake3
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0003_sha256"
 """Alembic head revision id; ``Catalog.open`` compares it without importing Alembic."""
 
-KNOWN_REVISIONS = ("0001",)
+KNOWN_REVISIONS = ("0001", "0003_sha256")
 """Every revision this package ships; anything else in a catalog comes from a newer databacked."""
 
 metadata = sa.MetaData()
@@ -171,6 +171,16 @@ leases = sa.Table(
     sa.Index("ix_leases_owner", "owner"),
 )
 
+# sha256 of file contents, by blake3 content hash: RO-Crate and other publication formats
+# want sha256; it is computed once per content (at the first export), never on the write path.
+content_digests = sa.Table(
+    "content_digests",
+    metadata,
+    sa.Column("hash", _Key, primary_key=True),
+    sa.Column("sha256", _Key, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
 __all__ = [
     "HEAD_REVISION",
     "KNOWN_REVISIONS",
@@ -179,6 +189,7 @@ __all__ = [
     "call_inputs",
     "call_outputs",
     "calls",
+    "content_digests",
     "file_stats",
     "leases",
     "location",

@@ -94,6 +94,9 @@ def _register() -> None:
     demo.register(app)
     specs.register(app)
     worker.register(app)
+    from databacked.cli import export
+
+    export.register(app)
 
 
 _register()

@@ -140,6 +140,7 @@ def run(
             "store": str(store_obj.url),
             "catalog": str(getattr(catalog_obj, "url_redacted", "")),
             "executor": str(getattr(executor_obj, "name", executor_obj)),
+            "steps": {s.name: f"{s.fn.__module__}:{s.fn.__qualname__}" for s in steps},
         }
         run_id = catalog_obj.start_run(
             provenance.run_info(pipe.name, [s.fn.__module__ for s in steps], config)
