@@ -88,6 +88,7 @@ def _models() -> dict[str, Any]:
             default=600.0, description="Seconds before a dead driver's lease expires."
         )
         verify: bool = False
+        datalad: bool = False
         dask: DaskSettings = Field(default_factory=DaskSettings)
         celery: CelerySettings = Field(default_factory=CelerySettings)
 

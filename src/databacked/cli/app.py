@@ -94,9 +94,10 @@ def _register() -> None:
     demo.register(app)
     specs.register(app)
     worker.register(app)
-    from databacked.cli import export
+    from databacked.cli import export, hook
 
     export.register(app)
+    hook.register(app)
 
 
 _register()

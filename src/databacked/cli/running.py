@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,6 +65,13 @@ def run(
     verify: Annotated[
         bool, typer.Option("--verify", help="Re-hash cached outputs before trusting them.")
     ] = False,
+    datalad: Annotated[
+        bool | None,
+        typer.Option(
+            "--datalad/--no-datalad",
+            help="Save changed outputs to the DataLad dataset with a run record.",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline: only new or changed calls compute; exit 1 if any call failed.
 
@@ -72,7 +81,14 @@ def run(
     if is_spec_reference(reference) and not dry_run:
         from databacked.cli import specs
 
-        specs.run(Path(reference), store=store, catalog=catalog, executor=executor, workers=workers)
+        specs.run(
+            Path(reference),
+            store=store,
+            catalog=catalog,
+            executor=executor,
+            workers=workers,
+            datalad=datalad,
+        )
         return
     if dry_run:
         plan(reference, param=param, store=store, catalog=catalog)
@@ -85,7 +101,11 @@ def run(
 
     # Objects, not URLs: the store carries storage options and durability from settings.
     the_store = open_store(config)
-    with open_catalog(config) as cat, StepProgress(console, live=console.is_terminal) as progress:
+    with (
+        open_catalog(config) as cat,
+        _datalad(config.datalad if datalad is None else datalad, the_store, cat, reference) as rec,
+        StepProgress(console, live=console.is_terminal) as progress,
+    ):
         result = db.run(
             pipeline,
             store=the_store,
@@ -96,6 +116,9 @@ def run(
             progress=progress,
             **params,
         )
+        rec.run_id = result.run_id if result.ok else None
+    if rec.commit:
+        console.print(f"DataLad: saved the outputs with a run record ({short(rec.commit)})")
     counts = progress.counts or counts_from_calls(result.calls)
     console.print(summary_table(counts))
     errors = progress.errors or _errors_from_calls(result)
@@ -105,6 +128,18 @@ def run(
         console.print(f"... and {len(errors) - 20} more; see `databacked status`.")
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _datalad(enabled: bool, store: Any, catalog: Any, reference: str) -> Any:
+    """Seed 004: ``--datalad`` saves the run's outputs with a DataLad run record."""
+    from databacked.integrations import datalad
+
+    if not enabled:
+        return nullcontext(datalad.Recorder())
+    # What `datalad rerun` executes: this command line, without the flag that saves.
+    argv = [a for a in sys.argv[1:] if a not in ("--datalad", "--no-datalad")]
+    code = [where] if (where := reference.rpartition(":")[0]).endswith(".py") else []
+    return datalad.recording(store, catalog, ["databacked", *argv, "--no-datalad"], code=code)
 
 
 def plan(

@@ -154,11 +154,21 @@ def run(
     catalog: CatalogOption = None,
     executor: ExecutorOption = None,
     workers: WorkersOption = None,
+    datalad: Annotated[
+        bool | None,
+        typer.Option(
+            "--datalad/--no-datalad",
+            help="Save the output repos to the DataLad dataset with a run record.",
+        ),
+    ] = None,
 ) -> None:
     """Run new and changed datums of every pipeline; exit 1 if any datum failed."""
     from databacked.specs.runner import run_specs
 
     config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
+    if config.datalad if datalad is None else datalad:
+        _run_saved(pipelines, config)
+        return
     with open_catalog(config) as cat, _warnings_as_notes():
         result = run_specs(
             pipelines,
@@ -169,6 +179,30 @@ def run(
         )
     console.print(_counts_table(result.counts()))
     _print_run(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _run_saved(pipelines: Path, config: Any) -> None:
+    """``spec run --datalad``: the run, then one DataLad commit with a run record."""
+    import sys
+
+    from databacked.integrations.datalad import run_specs_saved
+
+    argv = [a for a in sys.argv[1:] if a not in ("--datalad", "--no-datalad")]
+    with open_catalog(config) as cat, _warnings_as_notes():
+        result, commit = run_specs_saved(
+            pipelines,
+            store=open_store(config),
+            catalog=cat,
+            cmd=["databacked", *argv, "--no-datalad"],
+            executor=config.executor,
+            workers=config.workers,
+        )
+    console.print(_counts_table(result.counts()))
+    _print_run(result)
+    if commit:
+        console.print(f"DataLad: saved the output repos with a run record ({short(commit)})")
     if not result.ok:
         raise typer.Exit(1)
 

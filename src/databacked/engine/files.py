@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from databacked.errors import ArtifactNotFound
@@ -21,6 +22,9 @@ RACY_NS = 2_000_000_000
 """Input files modified less than this long ago are re-hashed rather than trusted by stat."""
 LOCAL_FILES = "file://"
 """Stat-cache namespace for input files given as local paths (outside any store)."""
+MISSING_FILE_HANDLERS: list[Callable[[list[str]], None]] = []
+"""Called with the input files of ready calls that are dangling symlinks (annexed content not
+present here) before they are hashed; the DataLad integration fetches exactly those."""
 
 
 class FileHasher:
@@ -40,6 +44,9 @@ class FileHasher:
                 value = state.node.args.get(name)
                 if value is not None and "://" not in str(value):
                     paths.add(os.path.abspath(str(value)))
+        dangling = sorted(p for p in paths if os.path.islink(p) and not os.path.exists(p))
+        for handler in MISSING_FILE_HANDLERS if dangling else ():
+            handler(dangling)
         paths -= set(self.known)
         if paths:
             self.known.update(self.catalog.stat_cache_get(LOCAL_FILES, paths))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from databacked.catalog.records import CallRecord, InputRef
@@ -20,6 +21,8 @@ def call_record(
     for name, hashes in state.input_hashes.items():
         if name not in inputs:
             path = state.params.get(name)
+            if path is not None and "://" not in str(path):
+                path = os.path.abspath(str(path))  # a db.File is relative to the cwd, not the store
             inputs[name] = [InputRef(hashes[0], str(path) if path is not None else None)]
     return CallRecord(
         key=state.key,
