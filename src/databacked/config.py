@@ -63,6 +63,14 @@ def _models() -> dict[str, Any]:
         queue: str = "databacked"
         task_timeout: float = Field(default=24 * 3600, description="Longest a call may take (s).")
 
+    class ContainerSettings(BaseModel):
+        """How spec ``cmd`` transforms with ``transform.image`` run in a container."""
+
+        runtime: Literal["docker", "podman", "apptainer"] = "docker"
+        executable: str | None = Field(
+            default=None, description="Path of the runtime's program (default: its name)."
+        )
+
     class Settings(BaseSettings):
         """Everything databacked can be configured with.
 
@@ -89,6 +97,7 @@ def _models() -> dict[str, Any]:
         )
         verify: bool = False
         datalad: bool = False
+        containers: ContainerSettings = Field(default_factory=ContainerSettings)
         dask: DaskSettings = Field(default_factory=DaskSettings)
         celery: CelerySettings = Field(default_factory=CelerySettings)
 
@@ -112,7 +121,12 @@ def _models() -> dict[str, Any]:
             """The settings as a dict with every secret removed, for logs and the catalog."""
             return redact(self.model_dump())
 
-    _MODELS.update(Settings=Settings, DaskSettings=DaskSettings, CelerySettings=CelerySettings)
+    _MODELS.update(
+        Settings=Settings,
+        DaskSettings=DaskSettings,
+        CelerySettings=CelerySettings,
+        ContainerSettings=ContainerSettings,
+    )
     return _MODELS
 
 
@@ -137,6 +151,7 @@ _CELERY_DEFAULTS: dict[str, Any] = {
     "queue": "databacked",
     "task_timeout": 24 * 3600,
 }
+_CONTAINERS_DEFAULTS: dict[str, Any] = {"runtime": "docker", "executable": None}
 _SIMPLE_OVERRIDES: dict[str, type] = {
     "store": str,
     "catalog": str,
@@ -172,6 +187,8 @@ class PlainSettings:
         self.storage_options: dict[str, Any] = {}
         self.lease_ttl: float = 600.0
         self.verify: bool = False
+        self.datalad: bool = False
+        self.containers = _Section(dict(_CONTAINERS_DEFAULTS))
         self.dask = _Section(
             {k: (dict(v) if isinstance(v, dict) else v) for k, v in _DASK_DEFAULTS.items()}
         )

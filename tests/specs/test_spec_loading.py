@@ -121,11 +121,12 @@ def test_pachyderm_spelling_equals_the_shorthand() -> None:
     assert shorthand.resources == pachyderm.resources
 
 
-def test_pachyderm_image_is_accepted_with_a_note() -> None:
+def test_pachyderm_image_is_the_transform_image() -> None:
     spec = load_text(PACHYDERM_EDGES)[0]
     assert spec.pipeline == "edges"
     assert spec.transform.cmd == ["python3", "/edges.py"]
-    assert any("image 'opencv' is ignored" in note for note in spec.notes())
+    assert spec.transform.image == "opencv"  # runs in it: tests/specs/test_containers.py
+    assert not any("image" in note for note in spec.notes())
 
 
 def test_unknown_field_names_file_line_and_suggestion(tmp_path: Path) -> None:

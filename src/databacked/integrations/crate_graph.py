@@ -28,6 +28,7 @@ WORKFLOW_FILE = "pipeline.json"
 """The crate's mainEntity: the pipeline's steps, fingerprints and modules, as JSON."""
 
 WFRUN_CONTEXT = "https://w3id.org/ro/terms/workflow-run/context"
+WFRUN = "https://w3id.org/ro/terms/workflow-run#"
 PROFILES = {
     "https://w3id.org/ro/wfrun/process/0.5": "Process Run Crate",
     "https://w3id.org/ro/wfrun/workflow/0.5": "Workflow Run Crate",
@@ -289,6 +290,9 @@ def build(
                 "agent": {"@id": f"#user/{run.user}"} if run and run.user else None,
             },
         )
+        container = (call.params or {}).get("container")
+        if isinstance(container, dict) and container.get("digest"):
+            action["containerImage"] = _ref(_container(b, container))
         file_args = set()
         for name, ref in inputs.get(call.key, ()):
             file_args.add(name)
@@ -422,6 +426,25 @@ def _tool(
             "programmingLanguage": _ref(python),
             "version": commit,
             "softwareRequirements": [_ref(s) for s in software.values()],
+        },
+    )
+
+
+def _container(b: _Builder, described: dict[str, Any]) -> Any:
+    """A wfrun ContainerImage: the image a spec command ran in, pinned to its digest."""
+    digest = str(described["digest"])
+    image = str(described.get("image", ""))
+    name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+    sif = described.get("runtime") == "apptainer"
+    return b.add(
+        f"#container/{digest}",
+        {
+            "@type": "ContainerImage",
+            "additionalType": {"@id": WFRUN + ("SIFImage" if sif else "DockerImage")},
+            "name": name or image,
+            "tag": tag or None,
+            "sha256": digest.removeprefix("sha256:"),
+            "identifier": digest,
         },
     )
 

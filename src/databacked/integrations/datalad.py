@@ -141,11 +141,13 @@ def save_run(
     outputs: Sequence[str | os.PathLike[str]],
     inputs: Sequence[str | os.PathLike[str]] = (),
     message: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str | None:
     """One ``datalad save`` of the changed outputs with a run record; None if nothing changed.
 
     Paths are relative to the current directory (the record's ``pwd``), as for ``datalad
-    run``; ``cmd`` is what ``datalad rerun`` will execute there.
+    run``; ``cmd`` is what ``datalad rerun`` will execute there. ``extra`` is recorded under
+    the record's ``databacked`` key (the container images the commands ran in).
     """
     from datalad.core.local.run import run_command
 
@@ -166,7 +168,7 @@ def save_run(
             message=message,
             explicit=True,
             inject=True,
-            extra_info={"exit": 0},
+            extra_info={"exit": 0, **({"databacked": extra} if extra else {})},
         )
     )
     failed = [r for r in results if r.get("status") in ("error", "impossible")]
@@ -268,6 +270,7 @@ def run_specs_saved(
     the files of those repos whose content is missing are fetched (and only those repos).
     Returns (the spec run result, the commit or None).
     """
+    from databacked.specs.containers import for_spec
     from databacked.specs.plan import ordered_specs
     from databacked.specs.runner import run_specs
 
@@ -285,12 +288,14 @@ def run_specs_saved(
     if not result.ok:
         log.warning("Some datums failed: nothing saved to the DataLad dataset")
         return result, None
+    images = {s.pipeline: c.describe() for s in specs if (c := for_spec(s)) is not None}
     commit = save_run(
         dataset,
         cmd=cmd,
         outputs=[str(root / name) for name in sorted(outputs)],
         inputs=[str(root / repo) for repo in repos] + [str(specs_folder)],
         message=message,
+        extra={"containers": images} if images else None,
     )
     return result, commit
 

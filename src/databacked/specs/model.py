@@ -183,7 +183,9 @@ class Transform(_Strict):
     stdin: list[str] | None = Field(None, description="Lines fed to the command's stdin.")
     env: dict[str, str] = Field(default_factory=dict)
     image: str | None = Field(
-        None, description="Accepted for Pachyderm specs and ignored: commands run as installed."
+        None,
+        description="Container image a 'cmd' runs in ([containers] runtime); its digest is "
+        "part of the key.",
     )
     accept_return_code: list[int] = Field(default_factory=list)
     working_dir: str | None = Field(None, description="Accepted for Pachyderm specs; ignored.")
@@ -308,11 +310,6 @@ class Spec(_Strict):
     def notes(self) -> list[str]:
         """Fields accepted for Pachyderm compatibility that databacked does not act on."""
         out = []
-        if self.transform.image:
-            out.append(
-                f"pipeline '{self.pipeline}': transform.image '{self.transform.image}' is "
-                "ignored; the command runs with what is installed where the datum runs."
-            )
         ignored = [
             *(f for f in _IGNORED_SPEC if getattr(self, f) is not None),
             *(f"transform.{f}" for f in _IGNORED_TRANSFORM if getattr(self.transform, f)),

@@ -25,7 +25,7 @@ from typing import Any
 
 from databacked.catalog import Catalog
 from databacked.errors import ArtifactNotFound
-from databacked.specs import attic
+from databacked.specs import attic, containers
 from databacked.specs.complete import is_complete
 from databacked.specs.datums import Datum, datum_key, match_datums
 from databacked.specs.graph import spec_order
@@ -170,6 +170,7 @@ class Planner:
         self.spec, self.store, self.catalog = spec, store, catalog
         self.unsettled, self.project = unsettled, project
         self.function, self.fingerprint = transform_identity(spec, project)
+        self.container = containers.for_spec(spec)  # the image digest is in the fingerprint
         self.output_infos: dict[str, FileInfo] = {}
         self.before: dict[str, tuple[str, list[str]]] = {}
         self.tracked: dict[str, tuple[str, str]] = {}
@@ -339,6 +340,7 @@ class Planner:
             output_format=fmt,
             output_target=out.target,
             cwd=str(self.project),
+            container=self.container,
         )
 
 

@@ -330,6 +330,7 @@ class _Execution:
                 "slot": state.slot,
                 "group": d.group,
                 "attributes": dict(d.attributes),
+                **({"container": c.describe()} if (c := self.planner.container) else {}),
             },
             inputs={"files": [InputRef(f.hash, f.store_path) for f in d.files]},
             outputs=outcome.records,

@@ -80,6 +80,8 @@ class DatumTask:
     output_target: str | None = None
     cwd: str | None = None
     """Working folder of a command (the project folder), so relative script paths work."""
+    container: Any = None
+    """``containers.Container`` when ``transform.image`` is set: the command runs in it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +273,8 @@ def _run_cmd(task: DatumTask, input_dir: Path, output_dir: Path) -> tuple[str, s
         if not name.isdigit():
             env[f"DATABACKED_{name.upper()}"] = value
     stdin = "".join(fill(line, values) + "\n" for line in task.stdin) if task.stdin else None
+    if task.container is not None:  # the same command, inside the spec's image
+        argv, env = task.container.wrap(argv, env, task, input_dir, output_dir)
     try:
         done = subprocess.run(
             argv, input=stdin, capture_output=True, text=True, env=env, cwd=task.cwd or output_dir,
@@ -342,6 +346,10 @@ def transform_identity(spec: Spec, project: Path) -> tuple[Callable[..., Any] | 
             # Worker processes may not have the project on sys.path: ship the module's code.
             cloudpickle.register_pickle_by_value(sys.modules[fn.__module__])
         return fn, combine("spec-python", base, extra)
+    if t.image:  # a new image is new code: its datums run again
+        from databacked.specs.containers import for_spec
+
+        extra += "\0image:" + for_spec(spec).digest  # type: ignore[union-attr]
     if t.version is not None:
         return None, combine("spec-cmd", f"{spec.pipeline}@{t.version}", extra)
     scripts = [hash_file(project / arg) for arg in (t.cmd or []) if _is_script(project, arg)]
