@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from rocrate.model.contextentity import ContextEntity
 from rocrate.model.file import File
 from rocrate.rocrate import ROCrate
 
+from databacked.integrations import crate_entities as ent
 from databacked.integrations.crate_files import CrateFile, Digests
 
 if TYPE_CHECKING:
@@ -26,56 +25,6 @@ if TYPE_CHECKING:
 
 WORKFLOW_FILE = "pipeline.json"
 """The crate's mainEntity: the pipeline's steps, fingerprints and modules, as JSON."""
-
-WFRUN_CONTEXT = "https://w3id.org/ro/terms/workflow-run/context"
-WFRUN = "https://w3id.org/ro/terms/workflow-run#"
-PROFILES = {
-    "https://w3id.org/ro/wfrun/process/0.5": "Process Run Crate",
-    "https://w3id.org/ro/wfrun/workflow/0.5": "Workflow Run Crate",
-    "https://w3id.org/ro/wfrun/provenance/0.5": "Provenance Run Crate",
-    "https://w3id.org/workflowhub/workflow-ro-crate/1.0": "Workflow RO-Crate",
-}
-_MIME = {
-    "ome-tiff": "image/tiff",
-    "tiff": "image/tiff",
-    "png": "image/png",
-    "csv": "text/csv",
-    "parquet": "application/vnd.apache.parquet",
-    "json": "application/json",
-    "npy": "application/x-npy",
-    "pickle": "application/octet-stream",
-}
-_IMAGES = {"ome-tiff", "tiff", "ome-zarr", "png"}
-_STATUS = {"ok": "CompletedActionStatus", "failed": "FailedActionStatus"}
-
-
-def iso(epoch: float | None) -> str | None:
-    """ISO 8601 with the UTC offset, as schema.org DateTime wants."""
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
-def _ref(entity: Any) -> dict[str, str]:
-    return {"@id": entity if isinstance(entity, str) else entity.id}
-
-
-def _value_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "Boolean"
-    if isinstance(value, int):
-        return "Integer"
-    if isinstance(value, float):
-        return "Float"
-    if isinstance(value, str):
-        return "Text"
-    return "DataStructure"
-
-
-def _text(value: Any) -> Any:
-    import json
-
-    return value if isinstance(value, str | int | float | bool) else json.dumps(value, default=str)
 
 
 def workflow_document(calls: Sequence[CallRow], runs: Sequence[RunRow]) -> dict[str, Any]:
@@ -106,92 +55,6 @@ def _modules(runs: Iterable[RunRow]) -> dict[str, str]:
     return found
 
 
-class _Builder:
-    """Adds entities to one crate; one method per kind of entity."""
-
-    def __init__(self, files: dict[str, CrateFile], digests: Digests, data: bool) -> None:
-        self.crate = ROCrate(version="1.1")
-        self.crate.metadata.extra_contexts.append(WFRUN_CONTEXT)
-        self.files = files
-        self.digests = digests
-        self.data = data
-        self.entities: dict[str, Any] = {}
-        self.params: dict[str, Any] = {}
-
-    def add(self, ident: str, props: dict[str, Any]) -> Any:
-        if ident not in self.entities:
-            clean = {k: v for k, v in props.items() if v is not None and v != []}
-            self.entities[ident] = self.crate.add(ContextEntity(self.crate, ident, clean))
-        return self.entities[ident]
-
-    def file(self, f: CrateFile) -> Any:
-        if f.crate_path in self.entities:
-            return self.entities[f.crate_path]
-        in_crate = self.data and f.crate_path not in self.digests.changed
-        # A file left out of the payload is named by a local identifier and points to where
-        # its bytes are (a file: or s3: URL is not downloadable, so it is not the @id).
-        ident = f.crate_path if in_crate else f"#file/{f.crate_path}"
-        props: dict[str, Any] = {"name": f.store_path.rsplit("/", 1)[-1] or f.crate_path}
-        if not in_crate:
-            props["contentUrl"] = _absolute(f.uri, f.is_dir)
-        if f.is_dir:
-            props["@type"] = "Dataset"
-        else:
-            props["@type"] = ["File", "ImageObject"] if f.format in _IMAGES else "File"
-            props["encodingFormat"] = _MIME.get(f.format)
-            if f.crate_path in self.digests.sha256:
-                props["sha256"] = self.digests.sha256[f.crate_path]
-            size = self.digests.sizes.get(f.crate_path, f.size)
-            if size is not None:
-                props["contentSize"] = str(size)
-        props["identifier"] = f"blake3:{f.hash}"
-        if f.metadata:
-            props["exifData"] = [
-                _ref(self._property(f"#meta/{f.hash[:16]}/{name}", name, value))
-                for name, value in f.metadata
-            ]
-        clean = {k: v for k, v in props.items() if v is not None}
-        if not in_crate:  # a contextual entity: rocrate's File would escape the '#'
-            entity = self.crate.add(ContextEntity(self.crate, ident, clean))
-        elif f.is_dir:
-            entity = self.crate.add_dataset(dest_path=ident, properties=clean)
-        else:
-            entity = self.crate.add(File(self.crate, dest_path=ident, properties=clean))
-        self.entities[f.crate_path] = entity
-        return entity
-
-    def _property(self, ident: str, name: str, value: Any, **extra: Any) -> Any:
-        return self.add(
-            ident, {"@type": "PropertyValue", "name": name, "value": _text(value), **extra}
-        )
-
-    def formal(self, step: str, kind: str, name: str, additional_type: str) -> Any:
-        ident = f"#param/{step}/{kind}/{name}"
-        entity = self.add(
-            ident,
-            {
-                "@type": "FormalParameter",
-                "name": name,
-                "additionalType": additional_type,
-                "conformsTo": {
-                    "@id": "https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE"
-                },
-            },
-        )
-        self.params[ident] = entity
-        return entity
-
-    def example(self, parameter: Any, value_entity: Any) -> None:
-        parameter.append_to("workExample", value_entity)
-        value_entity.append_to("exampleOfWork", parameter)
-
-
-def _absolute(uri: str, folder: bool) -> str:
-    if "://" in uri:
-        return uri.rstrip("/") + ("/" if folder else "")
-    return "file://" + uri.rstrip("/") + ("/" if folder else "")
-
-
 def build(
     *,
     store: Store,
@@ -204,7 +67,7 @@ def build(
     license: str | None,
 ) -> ROCrate:
     """The crate's metadata (files are already in place)."""
-    b = _Builder(files, digests, data)
+    b = ent.CrateBuilder(files, digests, data)
     crate = b.crate
     runs_by_id = {r.id: r for r in runs}
     modules = _modules(runs)
@@ -241,7 +104,7 @@ def build(
                 "description": "The databacked pipeline: its steps, their code fingerprints "
                 "and Python functions.",
                 "encodingFormat": "application/json",
-                "programmingLanguage": _ref(python),
+                "programmingLanguage": ent.ref(python),
             },
         )
     )
@@ -255,7 +118,7 @@ def build(
     for call in calls:
         run = runs_by_id.get(call.run_id or "")
         if call.step not in tools:
-            tools[call.step] = _tool(
+            tools[call.step] = ent.tool(
                 b, call=call, run=run, modules=modules, python=python, software=software
             )
             workflow.append_to("hasPart", tools[call.step])
@@ -265,7 +128,7 @@ def build(
                     "@type": "HowToStep",
                     "name": call.step,
                     "position": str(len(howtos)),
-                    "workExample": _ref(tools[call.step]),
+                    "workExample": ent.ref(tools[call.step]),
                 },
             )
             workflow.append_to("step", howtos[call.step])
@@ -276,11 +139,11 @@ def build(
                 "@type": "CreateAction",
                 "name": f"{call.step} {call.key[:12]}",
                 "identifier": call.key,
-                "instrument": _ref(tool),
-                "startTime": iso(call.started),
-                "endTime": iso(call.finished),
+                "instrument": ent.ref(tool),
+                "startTime": ent.iso(call.started),
+                "endTime": ent.iso(call.finished),
                 "actionStatus": {
-                    "@id": f"http://schema.org/{_STATUS.get(call.status, 'FailedActionStatus')}"
+                    "@id": f"http://schema.org/{ent.STATUS.get(call.status, 'FailedActionStatus')}"
                 },
                 "error": (
                     f"{call.error_type}: {call.error_message}" if call.status != "ok" else None
@@ -292,7 +155,7 @@ def build(
         )
         container = (call.params or {}).get("container")
         if isinstance(container, dict) and container.get("digest"):
-            action["containerImage"] = _ref(_container(b, container))
+            action["containerImage"] = ent.ref(ent.container(b, container))
         file_args = set()
         for name, ref in inputs.get(call.key, ()):
             file_args.add(name)
@@ -304,30 +167,30 @@ def build(
             entity = b.file(f)
             action.append_to("object", entity)
             param = b.formal(call.step, "in", name, "Dataset" if f.is_dir else "File")
-            _once(tool, "input", param)
+            ent.once(tool, "input", param)
             b.example(param, entity)
         for name, value in sorted((call.params or {}).items()):
             if name in file_args:
                 continue
-            pv = b._property(f"#pv/{call.key[:16]}/{name}", name, value)
+            pv = b.property_value(f"#pv/{call.key[:16]}/{name}", name, value)
             action.append_to("object", pv)
-            param = b.formal(call.step, "in", name, _value_type(value))
-            _once(tool, "input", param)
+            param = b.formal(call.step, "in", name, ent.value_type(value))
+            ent.once(tool, "input", param)
             b.example(param, pv)
         for name, art in sorted(call.outputs.items()):
             f = files[f"{art.store}\0{art.path}"]
             entity = b.file(f)
             action.append_to("result", entity)
             param = b.formal(call.step, "out", name, "Dataset" if f.is_dir else "File")
-            _once(tool, "output", param)
+            ent.once(tool, "output", param)
             b.example(param, entity)
         control = b.add(
             f"#control/{call.key}",
             {
                 "@type": "ControlAction",
                 "name": f"orchestrate {call.step} {call.key[:12]}",
-                "instrument": _ref(howtos[call.step]),
-                "object": _ref(action),
+                "instrument": ent.ref(howtos[call.step]),
+                "object": ent.ref(action),
             },
         )
         controls[call.run_id or ""].append(control)
@@ -341,17 +204,19 @@ def build(
         for c in run_calls:
             for _, ref in inputs.get(c.key, ()):
                 if ref.path is not None and _loc(store, ref) not in produced:
-                    objects.append(_ref(b.file(files["\0".join(_loc(store, ref))])))
-            results.extend(_ref(b.file(files[f"{o.store}\0{o.path}"])) for o in c.outputs.values())
+                    objects.append(ent.ref(b.file(files["\0".join(_loc(store, ref))])))
+            results.extend(
+                ent.ref(b.file(files[f"{o.store}\0{o.path}"])) for o in c.outputs.values()
+            )
         run_action = b.add(
             f"#run/{ident}",
             {
                 "@type": "CreateAction",
                 "name": f"Run {ident[:12]} of {run.pipeline if run else 'a pipeline'}",
                 "identifier": ident,
-                "instrument": _ref(workflow),
-                "startTime": iso(run.started if run else None),
-                "endTime": iso(run.finished if run else None),
+                "instrument": ent.ref(workflow),
+                "startTime": ent.iso(run.started if run else None),
+                "endTime": ent.iso(run.finished if run else None),
                 "actionStatus": {
                     "@id": "http://schema.org/"
                     + (
@@ -360,8 +225,8 @@ def build(
                         else "FailedActionStatus"
                     )
                 },
-                "object": _dedupe(objects),
-                "result": _dedupe(results),
+                "object": ent.dedupe(objects),
+                "result": ent.dedupe(results),
                 "agent": {"@id": f"#user/{run.user}"} if run and run.user else None,
             },
         )
@@ -373,98 +238,22 @@ def build(
             {
                 "@type": "OrganizeAction",
                 "name": f"databacked run {ident[:12]}",
-                "instrument": _ref(engine),
-                "result": _ref(run_action),
-                "object": [_ref(c) for c in run_controls],
-                "startTime": iso(run.started if run else None),
-                "endTime": iso(run.finished if run else None),
+                "instrument": ent.ref(engine),
+                "result": ent.ref(run_action),
+                "object": [ent.ref(c) for c in run_controls],
+                "startTime": ent.iso(run.started if run else None),
+                "endTime": ent.iso(run.finished if run else None),
             },
         )
 
     _workflow_parameters(b, workflow, produced, consumed, files)
-    _root(b, pipelines, license)
-    _compact(crate)
+    ent.root(b, pipelines, license)
+    ent.compact(crate)
     return crate
-
-
-def _compact(crate: ROCrate) -> None:
-    """RO-Crate 1.1 prefers a single value to a one-item list."""
-    for entity in crate.get_entities():
-        for name, value in list(entity._jsonld.items()):
-            if isinstance(value, list) and len(value) == 1 and name != "@type":
-                entity._jsonld[name] = value[0]
-
-
-def _tool(
-    b: _Builder,
-    *,
-    call: CallRow,
-    run: RunRow | None,
-    modules: dict[str, str],
-    python: Any,
-    software: dict[str, Any],
-) -> Any:
-    function = modules.get(call.step)
-    commit = run.git_commit if run else None
-    described = [f"databacked step {call.step!r}"]
-    if function:
-        described.append(f"Python function {function}")
-    if commit:
-        described.append(
-            f"git commit {commit}"
-            + (" (with uncommitted changes)" if run and run.git_dirty else "")
-        )
-    return b.add(
-        f"#step/{call.step}",
-        {
-            "@type": "SoftwareApplication",
-            "name": call.step,
-            "identifier": call.fingerprint or call.step,
-            "softwareVersion": call.fingerprint or None,
-            "alternateName": function,
-            "description": "; ".join(described) + ".",
-            "programmingLanguage": _ref(python),
-            "version": commit,
-            "softwareRequirements": [_ref(s) for s in software.values()],
-        },
-    )
-
-
-def _container(b: _Builder, described: dict[str, Any]) -> Any:
-    """A wfrun ContainerImage: the image a spec command ran in, pinned to its digest."""
-    digest = str(described["digest"])
-    image = str(described.get("image", ""))
-    name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
-    sif = described.get("runtime") == "apptainer"
-    return b.add(
-        f"#container/{digest}",
-        {
-            "@type": "ContainerImage",
-            "additionalType": {"@id": WFRUN + ("SIFImage" if sif else "DockerImage")},
-            "name": name or image,
-            "tag": tag or None,
-            "sha256": digest.removeprefix("sha256:"),
-            "identifier": digest,
-        },
-    )
 
 
 def _loc(store: Store, ref: InputRef) -> tuple[str, str]:
     return (ref.store or store.url, str(ref.path))
-
-
-def _once(entity: Any, prop: str, value: Any) -> None:
-    current = entity.get(prop) or []
-    current = current if isinstance(current, list) else [current]
-    if not any(c.get("@id") == value.id for c in current if isinstance(c, dict)):
-        entity.append_to(prop, value)
-
-
-def _dedupe(refs: list[dict[str, str]]) -> list[dict[str, str]]:
-    seen: dict[str, dict[str, str]] = {}
-    for ref in refs:
-        seen.setdefault(ref["@id"], ref)
-    return list(seen.values())
 
 
 def _workflow_parameters(b, workflow, produced, consumed, files) -> None:
@@ -481,38 +270,9 @@ def _workflow_parameters(b, workflow, produced, consumed, files) -> None:
         }
         locs = {by_id[i] for i in ids if i in by_id}
         if kind == "in" and (not locs or any(loc not in produced for loc in locs)):
-            _once(workflow, "input", param)
+            ent.once(workflow, "input", param)
         if kind == "out" and any(loc not in consumed for loc in locs):
-            _once(workflow, "output", param)
+            ent.once(workflow, "output", param)
 
 
-def _root(b: _Builder, pipelines: list[str], license: str | None) -> None:
-    crate = b.crate
-    root = crate.root_dataset
-    root["name"] = f"databacked run of {' + '.join(pipelines)}"
-    root["description"] = (
-        "Files made by the databacked pipeline "
-        + ", ".join(pipelines)
-        + ", with how each was made (code, parameters, inputs): a Provenance Run Crate."
-    )
-    root["datePublished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    for ident, name in PROFILES.items():
-        profile = b.add(
-            ident, {"@type": "CreativeWork", "name": name, "version": ident.rsplit("/", 1)[-1]}
-        )
-        root.append_to("conformsTo", profile)
-    if license:
-        lic = b.add(license, {"@type": "CreativeWork", "name": license})
-    else:
-        lic = b.add(
-            "#license-not-chosen",
-            {
-                "@type": "CreativeWork",
-                "name": "No license chosen yet",
-                "description": "Choose one before publishing: databacked export rocrate --license.",
-            },
-        )
-    root["license"] = _ref(lic)
-
-
-__all__ = ["PROFILES", "WFRUN_CONTEXT", "WORKFLOW_FILE", "build", "iso", "workflow_document"]
+__all__ = ["WORKFLOW_FILE", "build", "workflow_document"]
