@@ -69,6 +69,10 @@ def watch(
         float, typer.Option(min=0.0, help="Seconds of quiet before a burst of changes runs.")
     ] = 0.5,
     once: Annotated[bool, typer.Option("--once", help="Run once and exit.")] = False,
+    datalad: Annotated[
+        bool | None,
+        typer.Option("--datalad/--no-datalad", help="Save each run's outputs with a run record."),
+    ] = None,
 ) -> None:
     """Run the specs, then run again for what changes in their input repos (Ctrl-C stops)."""
     from databacked.specs.loading import load_specs
@@ -88,7 +92,7 @@ def watch(
             interval=interval,
             debounce=debounce,
             once=once,
-            on_run=_print_run,
+            on_run=_saving(pipelines, the_store, config, datalad),
         )
     totals = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items())) or "nothing"
     console.print(f"Stopped after {report.runs} run(s): {totals}.", highlight=False)
@@ -181,6 +185,23 @@ def run(
     _print_run(result)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _saving(pipelines: Path, store: Any, config: Any, datalad: bool | None) -> Any:
+    """The watcher's per-run callback: print, and with --datalad save with a run record."""
+    if not (config.datalad if datalad is None else datalad):
+        return _print_run
+    from databacked.integrations.datalad import spec_saver
+
+    cmd = ["databacked", "spec", "run", str(pipelines), "--no-datalad"]
+    save = spec_saver(pipelines, store, cmd=cmd)
+
+    def on_run(result: Any) -> None:
+        _print_run(result)
+        if commit := save(result):
+            console.print(f"DataLad: saved the output repos ({short(commit)})")
+
+    return on_run
 
 
 def _run_saved(pipelines: Path, config: Any) -> None:

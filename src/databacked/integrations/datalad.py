@@ -20,7 +20,7 @@ import logging
 import os
 import shlex
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -255,6 +255,50 @@ def dangling(folder: str | os.PathLike[str]) -> list[str]:
     return sorted(found)
 
 
+def spec_saver(
+    specs_folder: str | os.PathLike[str],
+    store: Store,
+    *,
+    cmd: Sequence[str],
+    message: str | None = None,
+) -> Callable[[Any], str | None]:
+    """Fetch what the input repos lack, and return what saves a spec run's output repos.
+
+    Datum keys are content hashes, so every file the input repos hold must be here first:
+    the files of those repos whose content is missing are fetched (and only those repos).
+    The returned function takes a spec run's result and makes one commit with a run record
+    (None when a datum failed or nothing changed); the watcher calls it after each run.
+    """
+    from databacked.specs.containers import for_spec
+    from databacked.specs.plan import ordered_specs
+
+    if not store.is_local:
+        raise ConfigError(f"--datalad needs a local store inside a dataset, not {store.url}.")
+    dataset = require_dataset(store.url)
+    specs, _ = ordered_specs(specs_folder, store)
+    outputs = {s.pipeline for s in specs}
+    read = dict.fromkeys(r for s in specs for r in s.input_repos())
+    repos = [r for r in read if r not in outputs]
+    root = Path(store.url)
+    get_files(dataset, [p for repo in repos for p in dangling(root / repo)])
+
+    def save(result: Any) -> str | None:
+        if not result.ok:
+            log.warning("Some datums failed: nothing saved to the DataLad dataset")
+            return None
+        images = {s.pipeline: c.describe() for s in specs if (c := for_spec(s)) is not None}
+        return save_run(
+            dataset,
+            cmd=cmd,
+            outputs=[str(root / name) for name in sorted(outputs)],
+            inputs=[str(root / repo) for repo in repos] + [str(specs_folder)],
+            message=message,
+            extra={"containers": images} if images else None,
+        )
+
+    return save
+
+
 def run_specs_saved(
     specs_folder: str | os.PathLike[str],
     *,
@@ -266,38 +310,13 @@ def run_specs_saved(
 ) -> tuple[Any, str | None]:
     """Run spec pipelines and save their output repos with one run record.
 
-    Datum keys are content hashes, so every file the input repos hold must be here first:
-    the files of those repos whose content is missing are fetched (and only those repos).
     Returns (the spec run result, the commit or None).
     """
-    from databacked.specs.containers import for_spec
-    from databacked.specs.plan import ordered_specs
     from databacked.specs.runner import run_specs
 
-    if not store.is_local:
-        raise ConfigError(f"--datalad needs a local store inside a dataset, not {store.url}.")
-    dataset = require_dataset(store.url)
-    specs, _ = ordered_specs(specs_folder, store)
-    outputs = {s.pipeline for s in specs}
-    repos = [
-        r for r in dict.fromkeys(r for s in specs for r in s.input_repos()) if r not in outputs
-    ]
-    root = Path(store.url)
-    get_files(dataset, [p for repo in repos for p in dangling(root / repo)])
+    save = spec_saver(specs_folder, store, cmd=cmd, message=message)
     result = run_specs(specs_folder, store=store, catalog=catalog, **run_options)
-    if not result.ok:
-        log.warning("Some datums failed: nothing saved to the DataLad dataset")
-        return result, None
-    images = {s.pipeline: c.describe() for s in specs if (c := for_spec(s)) is not None}
-    commit = save_run(
-        dataset,
-        cmd=cmd,
-        outputs=[str(root / name) for name in sorted(outputs)],
-        inputs=[str(root / repo) for repo in repos] + [str(specs_folder)],
-        message=message,
-        extra={"containers": images} if images else None,
-    )
-    return result, commit
+    return result, save(result)
 
 
 def _relative(path: str | os.PathLike[str]) -> str:
@@ -323,4 +342,5 @@ __all__ = [
     "run_inputs",
     "run_specs_saved",
     "save_run",
+    "spec_saver",
 ]
