@@ -221,7 +221,8 @@ def container(b: CrateBuilder, described: dict[str, Any]) -> Any:
 
 
 def once(entity: Any, prop: str, value: Any) -> None:
-    current = entity.get(prop) or []
+    """Add a reference to ``value`` under ``prop`` unless it is there already."""
+    current = entity.properties().get(prop) or []  # raw JSON-LD: get() would dereference
     current = current if isinstance(current, list) else [current]
     if not any(c.get("@id") == value.id for c in current if isinstance(c, dict)):
         entity.append_to(prop, value)

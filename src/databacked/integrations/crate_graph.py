@@ -258,16 +258,16 @@ def _loc(store: Store, ref: InputRef) -> tuple[str, str]:
 
 def _workflow_parameters(b, workflow, produced, consumed, files) -> None:
     """The workflow's inputs: step inputs fed by no call; outputs: files no call consumed."""
+    by_id = {
+        b.entities[f.crate_path].id: (f.store_url, f.store_path)
+        for f in files.values()
+        if f.crate_path in b.entities
+    }
     for ident, param in b.params.items():
         _, _step, kind, _name = ident.split("/", 3)
-        examples = param.get("workExample") or []
+        examples = param.properties().get("workExample") or []
         examples = examples if isinstance(examples, list) else [examples]
         ids = {e["@id"] for e in examples if isinstance(e, dict)}
-        by_id = {
-            b.entities[f.crate_path].id: (f.store_url, f.store_path)
-            for f in files.values()
-            if f.crate_path in b.entities
-        }
         locs = {by_id[i] for i in ids if i in by_id}
         if kind == "in" and (not locs or any(loc not in produced for loc in locs)):
             ent.once(workflow, "input", param)
