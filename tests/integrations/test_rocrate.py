@@ -120,6 +120,9 @@ def test_crate_carries_image_metadata_parameters_and_software(
     )
     values = {graph[i]["name"] for i in _ids(select["object"]) if i.startswith("#pv/")}
     assert {"y0", "y1", "x0", "x1"} <= values
+    for tool in (g for i, g in graph.items() if i.startswith("#step/")):
+        inputs = _ids(tool["input"])
+        assert len(inputs) == len(set(inputs))  # each parameter listed once
     software = {
         g["name"]: g.get("softwareVersion") for i, g in graph.items() if i.startswith("#software/")
     }

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from databacked.cli.common import console
+from databacked.cli.common import console, settings
 
 hook_app = typer.Typer(
     help="A git post-commit hook that runs the spec pipelines after new data is committed.",
@@ -50,4 +50,4 @@ def run(*, specs: SpecsOption = "pipelines") -> None:
     """What the hook calls, from the dataset root: run and save the pipelines if needed."""
     from databacked.integrations import hook
 
-    raise typer.Exit(hook.main_run(specs))
+    raise typer.Exit(hook.main_run(specs, settings()))

@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from databacked.errors import ConfigError
 
@@ -103,13 +104,15 @@ def is_own_commit(dataset: Path) -> bool:
     return message.startswith(RUNCMD) and '"cmd": "databacked ' in message
 
 
-def run_after_commit(dataset: str | os.PathLike[str], *, specs: str = "pipelines") -> str | None:
+def run_after_commit(
+    dataset: str | os.PathLike[str], settings: Any, *, specs: str = "pipelines"
+) -> str | None:
     """The hook's body: run and save the pipelines if HEAD touched their inputs.
 
-    Returns the results commit, or None when nothing ran or nothing changed.
+    ``settings``: the project's configuration (the CLI reads it). Returns the results
+    commit, or None when nothing ran or nothing changed.
     """
     from databacked.catalog import Catalog
-    from databacked.config import load_settings
     from databacked.integrations.datalad import run_specs_saved
     from databacked.specs.plan import ordered_specs
     from databacked.store import Store
@@ -118,7 +121,6 @@ def run_after_commit(dataset: str | os.PathLike[str], *, specs: str = "pipelines
     if is_own_commit(root):
         log.info("HEAD is a databacked results commit: nothing to do")
         return None
-    settings = load_settings()
     store = Store(settings.store, durability=settings.durability)
     pipelines, _ = ordered_specs(root / specs, store)
     outputs = {s.pipeline for s in pipelines}
@@ -148,13 +150,13 @@ def run_after_commit(dataset: str | os.PathLike[str], *, specs: str = "pipelines
     return commit
 
 
-def main_run(specs: str) -> int:
+def main_run(specs: str, settings: Any) -> int:
     """``databacked hook run``: never raises, so a failure is a log line, not a broken commit."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        commit = run_after_commit(Path.cwd(), specs=specs)
+        commit = run_after_commit(Path.cwd(), settings, specs=specs)
     except Exception:
         log.exception("databacked hook failed; the commit itself is unaffected")
         return 1
