@@ -221,3 +221,43 @@ def test_image_on_a_python_transform_is_a_spec_error(project: dict[str, Any]) ->
     )
     with pytest.raises(SpecError, match=r"transform\.image runs a 'cmd' transform"):
         _run(project)
+
+
+def test_the_datalad_run_record_names_the_image(
+    project: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import subprocess
+
+    from databacked.testing import services
+
+    bin_dir = Path(sys.executable).parent
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    for who in ("AUTHOR", "COMMITTER"):  # commits need an identity, even on a bare CI box
+        monkeypatch.setenv(f"GIT_{who}_NAME", os.environ.get(f"GIT_{who}_NAME", "databacked tests"))
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", os.environ.get(f"GIT_{who}_EMAIL", "t@db.invalid"))
+    if shutil.which("git-annex") is None:
+        services.unavailable("git-annex is not installed: pip install 'databacked[datalad]'")
+    from databacked.integrations.datalad import run_specs_saved
+
+    ds = tmp_path / "ds"
+    subprocess.run(
+        [str(bin_dir / "datalad"), "create", "-c", "text2git", str(ds)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    shutil.copytree(project["pipes"], ds / "pipelines")
+    store = Store(ds)
+    store.put_bytes("texts/a.txt", b"abc\n")
+    monkeypatch.chdir(ds)
+    with Catalog.open(project["catalog"]) as catalog:
+        result, commit = run_specs_saved(
+            "pipelines", store=store, catalog=catalog, cmd=["databacked", "run", "pipelines"],
+            executor="inline",
+        )  # fmt: skip
+    assert result.ok and commit
+    message = subprocess.run(
+        ["git", "log", "-1", "--format=%B"], capture_output=True, text=True, check=True
+    ).stdout
+    record = json.loads(message.split("=== Do not change lines below ===\n")[1].split("^^^")[0])
+    assert record["databacked"]["containers"]["up"]["digest"] == DIGEST_A
+    assert record["outputs"] == ["up"]
