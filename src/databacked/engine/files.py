@@ -44,9 +44,10 @@ class FileHasher:
                 value = state.node.args.get(name)
                 if value is not None and "://" not in str(value):
                     paths.add(os.path.abspath(str(value)))
-        dangling = sorted(p for p in paths if os.path.islink(p) and not os.path.exists(p))
-        for handler in MISSING_FILE_HANDLERS if dangling else ():
-            handler(dangling)
+        if MISSING_FILE_HANDLERS:  # no extra stat at all unless someone asked
+            dangling = sorted(p for p in paths if os.path.islink(p) and not os.path.exists(p))
+            for handler in MISSING_FILE_HANDLERS if dangling else ():
+                handler(dangling)
         paths -= set(self.known)
         if paths:
             self.known.update(self.catalog.stat_cache_get(LOCAL_FILES, paths))
