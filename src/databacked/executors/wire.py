@@ -2,8 +2,9 @@
 
 A call travels as a tar whose first member is ``call.json``; values that JSON cannot hold
 travel as members in safe formats (``.npy`` without pickle, Parquet, raw bytes). The answer
-is a tar with ``outcome.json`` and ``logs/``. Nothing is unpickled unless the call opted in
-(``allow_pickle``). See ``docs/wire-protocol.md``.
+is a tar with ``outcome.json`` and ``logs/``. Nothing is unpickled unless the reader opted in
+(``allow_pickle``); references (functions, dataclasses) resolve through a resolver the reader
+chooses, so a worker decides what a message may name. See ``docs/wire-protocol.md``.
 
 Values are encoded generically -- dataclasses by their class reference and fields, functions
 by ``module:qualname`` -- so this module needs no knowledge of the engine's types.
@@ -21,11 +22,12 @@ import pathlib
 import sys
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 from databacked.errors import ConfigError, WireError
+from databacked.secrets import public
 from databacked.store import Store
 
 PROTOCOL = "databacked-wire/1"
@@ -33,9 +35,6 @@ CALL = "call.json"
 OUTCOME = "outcome.json"
 TAG = "$type"
 
-# Keys of storage options that hold credentials: the worker gets them from its environment.
-_SECRET_WORDS = ("secret", "password", "token", "access_key", "credential")
-_SECRET_KEYS = {"key", "secret", "token", "password", "username", "profile"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +67,21 @@ class Limits:
 # --- tar streams ---------------------------------------------------------------------------
 
 
-def write_tar(document: str, payload: dict[str, Any], members: Mapping[str, bytes]) -> bytes:
-    """A tar with ``document`` (JSON of ``payload``) first, then ``members``; reproducible."""
+def write_tar(
+    document: str, payload: dict[str, Any], members: Mapping[str, bytes], key: bytes | None = None
+) -> bytes:
+    """A tar with ``document`` (JSON of ``payload``) first, then ``members``; reproducible.
+
+    With ``key``, a last member ``signature`` holds the HMAC of the others (``signing.py``).
+    """
+    from databacked.executors.signing import SIGNATURE, signature
+
+    body = {document: json.dumps(payload, allow_nan=False).encode(), **members}
+    if key is not None:
+        body[SIGNATURE] = signature(body, key)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add(tar, document, json.dumps(payload, allow_nan=False).encode())
-        for name, data in members.items():
+        for name, data in body.items():
             _add(tar, name, data)
     return buffer.getvalue()
 
@@ -198,26 +206,48 @@ def reference(obj: Any) -> str:
     return f"{module}:{qualname}"
 
 
+def split_reference(ref: Any) -> tuple[str, list[str]]:
+    """(module, qualname parts) of ``module:qualname``; WireError unless plain identifiers."""
+    module_name, sep, qualname = str(ref).partition(":")
+    parts = qualname.split(".")
+    names = [*module_name.split("."), *parts]
+    if not isinstance(ref, str) or not sep or not all(n.isidentifier() for n in names):
+        raise WireError(f"{ref!r} is not a reference of the form 'module:qualname'.")
+    if any(p.startswith("__") for p in parts):
+        raise WireError(f"{ref!r} names a dunder attribute; references name plain objects.")
+    return module_name, parts
+
+
 def resolve(ref: str) -> Any:
     """The object named by ``module:qualname``; ModuleNotFoundError/AttributeError if absent."""
-    module_name, sep, qualname = ref.partition(":")
-    if not sep or not module_name or not qualname:
-        raise WireError(f"{ref!r} is not a reference of the form 'module:qualname'.")
+    module_name, parts = split_reference(ref)
     obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
+    for part in parts:
         obj = getattr(obj, part)
     return obj
 
 
+def resolve_loaded(ref: str, kind: str = "ref") -> Any:
+    """Like :func:`resolve` but only from modules already imported (or databacked's own):
+    what a driver uses on answers, so a worker's answer cannot make it import anything else."""
+    module_name, parts = split_reference(ref)
+    obj: Any = sys.modules.get(module_name)
+    if obj is None and (module_name == "databacked" or module_name.startswith("databacked.")):
+        obj = importlib.import_module(module_name)
+    if obj is None:
+        raise WireError(f"{ref!r} names the module {module_name!r}, which is not loaded here.")
+    for part in parts:
+        obj = getattr(obj, part)
+    return obj
+
+
+Resolver = Callable[[str, str], Any]
+"""``(reference, kind)`` -> object, kind being ``"ref"`` or ``"dataclass"``; raises to refuse."""
+
+
 def public_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Storage options without credentials (nested dicts too)."""
-    kept: dict[str, Any] = {}
-    for key, value in options.items():
-        low = str(key).lower()
-        if low in _SECRET_KEYS or any(word in low for word in _SECRET_WORDS):
-            continue
-        kept[key] = public_options(value) if isinstance(value, Mapping) else value
-    return kept
+    """Storage options without credentials (nested dicts too): the worker brings its own."""
+    return public(options)
 
 
 # --- values --------------------------------------------------------------------------------
@@ -230,6 +260,13 @@ class Encoder:
         self.prefix = prefix
         self.allow_pickle = allow_pickle
         self.members: dict[str, bytes] = {}
+        self.modules: set[str] = set()
+        """Modules that references in the encoded values name (what a worker must import)."""
+
+    def _reference(self, obj: Any) -> str:
+        ref = reference(obj)
+        self.modules.add(ref.partition(":")[0])
+        return ref
 
     def _member(self, data: bytes, ext: str) -> str:
         name = f"{self.prefix}/{len(self.members)}.{ext}"
@@ -277,9 +314,9 @@ class Encoder:
                     for f in dataclasses.fields(value)
                     if f.init
                 }
-                return {TAG: "dataclass", "class": reference(type(value)), "fields": fields}
+                return {TAG: "dataclass", "class": self._reference(type(value)), "fields": fields}
             if callable(value):
-                return {TAG: "ref", "ref": reference(value)}
+                return {TAG: "ref", "ref": self._reference(value)}
         except WireError:
             if not self.allow_pickle:
                 raise
@@ -309,9 +346,16 @@ class Encoder:
 class Decoder:
     """Rebuilds values from JSON and the members of a tar read by :func:`read_tar`."""
 
-    def __init__(self, members: Mapping[str, bytes], *, allow_pickle: bool = False) -> None:
+    def __init__(
+        self,
+        members: Mapping[str, bytes],
+        *,
+        allow_pickle: bool = False,
+        resolver: Resolver = resolve_loaded,
+    ) -> None:
         self.members = members
         self.allow_pickle = allow_pickle
+        self.resolver = resolver
 
     def _member(self, encoded: dict[str, Any]) -> bytes:
         name = encoded.get("member")
@@ -354,17 +398,17 @@ class Decoder:
 
             return pd.read_parquet(io.BytesIO(self._member(encoded)))
         if kind == "ref":
-            return resolve(encoded["ref"])
+            return self.resolver(encoded["ref"], "ref")
         if kind == "dataclass":
-            cls = resolve(encoded["class"])
+            cls = self.resolver(encoded["class"], "dataclass")
             if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
                 raise WireError(f"{encoded['class']!r} named in the wire tar is not a dataclass.")
             return cls(**{k: self.decode(v) for k, v in encoded["fields"].items()})
         if kind == "pickle":
             if not self.allow_pickle:
                 raise WireError(
-                    f"The wire tar holds a pickled value ({encoded.get('member')!r}) but the "
-                    "call did not opt in with allow_pickle; nothing was unpickled."
+                    f"The wire tar holds a pickled value ({encoded.get('member')!r}) but pickle "
+                    "is not allowed here (a worker needs --allow-pickle); nothing was unpickled."
                 )
             import cloudpickle
 
@@ -433,7 +477,7 @@ def decode_error(error: Mapping[str, Any], fallback: type[Exception]) -> BaseExc
     args = error.get("args")
     rebuilt: BaseException | None = None
     try:
-        cls = resolve(ref)
+        cls = resolve_loaded(ref)
         if isinstance(cls, type) and issubclass(cls, BaseException):
             rebuilt = cls(*args) if isinstance(args, list) else cls(message)
     except Exception:  # noqa: S110 - any failure to rebuild falls back below
@@ -460,5 +504,7 @@ __all__ = [
     "read_tar",
     "reference",
     "resolve",
+    "resolve_loaded",
+    "split_reference",
     "write_tar",
 ]
