@@ -127,7 +127,10 @@ import databacked as db
 
 @db.step(target="tables/{i}.json")
 def measure(i: int) -> dict:
-    print("measuring", i)
+    import os
+
+    # A careless step prints its connection string: the per-call log must not keep it.
+    print("measuring", i, "with", os.environ["LAB_DATABASE_URL"])
     return {"i": i, "area": 10 * i}
 
 
@@ -199,7 +202,11 @@ def test_no_canary_reaches_catalog_cli_logs_or_messages(
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(project)
     caplog.set_level(logging.DEBUG)
-    worker_env = {**os.environ, "PYTHONPATH": os.pathsep.join(p or os.getcwd() for p in sys.path)}
+    worker_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p or os.getcwd() for p in sys.path),
+        "LAB_DATABASE_URL": f"postgresql://lab:{DB_PASSWORD}@db.lab/images",
+    }
     outputs: dict[str, str] = {}
     runner = CliRunner()
 
@@ -240,8 +247,12 @@ def test_no_canary_reaches_catalog_cli_logs_or_messages(
             for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')):
                 rows += 1
                 assert _hits(str(tuple(row))) == [], (table, row)
+        logs = list(conn.execute(sa.text("SELECT stdout FROM calls WHERE step = 'measure'"))
+                    .scalars())  # fmt: skip
     engine.dispose()
     assert rows > 0
+    assert len(logs) == 3
+    assert all("postgresql://lab:***@db.lab/images" in text for text in logs), logs
     for command, output in outputs.items():
         assert _hits(output) == [], (command, output)
     assert "summary.json" in outputs["ls"]

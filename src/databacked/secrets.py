@@ -46,7 +46,9 @@ def is_secret_key(name: Any) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with URL passwords and ``secret=value`` pairs masked."""
+    """``text`` with URL passwords and ``secret=value`` pairs masked (non-text: unchanged)."""
+    if not isinstance(text, str) or not text:
+        return text
     text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
     text = _QUOTED.sub(  # 'password': 'x' in a printed dict or JSON
         lambda m: m.group(0) if not is_secret_key(m["name"]) or not m["value"]
