@@ -241,3 +241,28 @@ def test_celery_payload_is_gzip_base64_of_the_same_tar() -> None:
 
     tar = _message("os:system", [["true"]])
     assert gzip.decompress(base64.b64decode(_pack(tar))) == tar
+
+
+def test_worker_key_in_databacked_toml_signs_the_subprocess_executors_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``[worker] key`` reaches the driver's executor and, through it, its workers."""
+    from databacked.config import load_settings
+    from databacked.engine.api import _executor_options
+    from databacked.executors import get_executor
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(KEY_VARIABLE, raising=False)
+    (tmp_path / "databacked.toml").write_text(f'[worker]\nkey = "{KEY}"\n')
+    options = _executor_options("subprocess", load_settings())
+    assert options == {"key": KEY}
+    with get_executor("subprocess", workers=1, **options) as ex:
+        assert ex.key == KEY.encode()
+        call = ex.encode(add, [[1, 1]])
+        # A worker started here reads the same [worker] key and serves it ...
+        assert _served(_worker(call, tmp_path)) == [{"ok": True, "value": 2}]
+        # ... one with another key refuses it.
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        assert "wrong signature" in _refused(_worker(call, elsewhere, key="x" * 32))
+        assert ex.submit(add, 1, 1).result(timeout=120) == 2

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from databacked.errors import RefusedMessage, SpecError
-from databacked.executors.signing import worker_key
+from databacked.executors.signing import KEY_VARIABLE, worker_key
 from databacked.executors.wire import TAG, Decoder, split_reference
 
 log = logging.getLogger("databacked.worker")
@@ -68,7 +68,10 @@ class WorkerPolicy:
 
         section = getattr(load_settings(), "worker", None)
         configured = list(getattr(section, "imports", None) or [])
-        secret = key if key is not None else getattr(section, "key", None)
+        # The environment wins over files, as everywhere in databacked's configuration.
+        secret = key if key is not None else os.environ.get(KEY_VARIABLE) or getattr(
+            section, "key", None
+        )
         if hasattr(secret, "get_secret_value"):
             secret = secret.get_secret_value()
         return cls(
