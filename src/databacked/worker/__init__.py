@@ -148,7 +148,7 @@ def _prepare(
     before anything runs: one refused reference refuses the whole message."""
     try:
         fn: Any = gate.function(function, decoder)
-    except RefusedMessage:
+    except WireError:  # refused, or malformed: the whole message, before anything runs
         raise
     except Exception as exc:
         fn = _import_failure(exc, function)
@@ -161,7 +161,7 @@ def _prepare(
             values = decoder.decode(args)
             gate.check_arguments(values)
             prepared.append((fn, values))
-        except RefusedMessage:
+        except WireError:
             raise
         except Exception as exc:
             prepared.append((None, _import_failure(exc, function)))

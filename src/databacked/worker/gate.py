@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from databacked.errors import RefusedMessage, SpecError
+from databacked.errors import RefusedMessage, SpecError, WireError
 from databacked.executors.signing import KEY_VARIABLE, worker_key
 from databacked.executors.wire import TAG, Decoder, split_reference
 
@@ -112,13 +112,18 @@ class Gate:
         if spec is None:
             return False
         places = list(spec.submodule_search_locations or []) or [spec.origin or ""]
-        return bool(places) and all(_inside(Path(p), project) for p in places if p)
+        # Built-in and frozen modules have no file ("built-in"): never the project's.
+        places = [p for p in places if p and os.path.isabs(p)]
+        return bool(places) and all(_inside(Path(p), project) for p in places)
 
     # --- references --------------------------------------------------------------------------
 
     def resolve(self, ref: str, kind: str = "ref") -> Any:
         """The object ``ref`` names, if a message may name it as ``kind``; else refused."""
-        module_name, parts = split_reference(ref)
+        try:
+            module_name, parts = split_reference(ref)
+        except WireError as exc:
+            raise RefusedMessage(f"The call names {ref!r}: {exc}") from exc
         if not self.module_allowed(module_name):
             if not _findable(module_name):
                 # Nothing to import, so nothing to refuse: the caller reports a missing module.
