@@ -404,7 +404,8 @@ def test_worker_refuses_os_system_and_pickle_and_keeps_serving(
     canary = tmp_path / "canary"
     bomb = {"params/0.pkl": cloudpickle.dumps(_Touch(str(canary)))}
     messages = {
-        "not a databacked step": _hand_made("os:system", [[f"touch {canary}"]]),
+        "may not import 'os'": _hand_made("os:system", [[f"touch {canary}"]]),
+        "not a databacked step": _hand_made("databacked.worker:os.system", [[f"touch {canary}"]]),
         "--allow-pickle": _hand_made(
             "databacked.testing.executor_contract:echo",
             [[{"$type": "pickle", "member": "params/0.pkl"}]],

@@ -222,7 +222,8 @@ class Gate:
             t = spec.transform
             if (
                 spec.pipeline == task.pipeline
-                and tuple(t.cmd or ()) == tuple(task.cmd)
+                and t.cmd is not None
+                and tuple(t.cmd) == tuple(task.cmd)
                 and tuple(t.stdin or ()) == tuple(task.stdin)
                 and dict(t.env) == dict(task.env)
             ):
