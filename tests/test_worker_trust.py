@@ -267,3 +267,46 @@ def test_worker_key_in_databacked_toml_signs_the_subprocess_executors_calls(
         elsewhere.mkdir()
         assert "wrong signature" in _refused(_worker(call, elsewhere, key="x" * 32))
         assert ex.submit(add, 1, 1).result(timeout=120) == 2
+
+
+SPECS = """
+pipeline: upper
+input: {repo: texts, glob: "/(*).txt"}
+transform:
+  cmd: [sh, -c, "tr a-z A-Z < {input_dir}/texts/{1}.txt > {output_dir}/{1}.up"]
+---
+pipeline: count
+input: {repo: texts, glob: "/(*).txt"}
+transform:
+  python: textsteps_trust:count
+"""
+
+TEXTSTEPS = """
+def count(files, output_dir):
+    for name, path in files.items():
+        (output_dir / (path.stem + ".n")).write_text(str(len(path.read_text())))
+"""
+
+
+def test_spec_transforms_run_on_subprocess_workers_started_in_the_project(tmp_path: Path) -> None:
+    """A worker runs a spec's cmd and python transforms because its project's specs name them."""
+    from databacked.catalog import Catalog
+    from databacked.specs.runner import run_specs
+    from databacked.store import Store
+
+    project = tmp_path / "project"
+    (project / "pipelines").mkdir(parents=True)
+    (project / "pipelines" / "texts.yml").write_text(SPECS)
+    (project / "textsteps_trust.py").write_text(TEXTSTEPS)
+    sys.path.insert(0, str(project))  # the driver imports the transform as the CLI would
+    store = Store(tmp_path / "data")
+    for name, text in {"a": "hello", "b": "world"}.items():
+        store.put_bytes(f"texts/{name}.txt", text.encode())
+    with (
+        Catalog.open(f"sqlite:///{tmp_path / 'c.db'}") as catalog,
+        SubprocessExecutor(workers=1, cwd=project) as ex,
+    ):
+        result = run_specs(project / "pipelines", store=store, catalog=catalog, executor=ex)
+    assert result.ok, [r.error for r in result.rows if r.error]
+    assert store.read_bytes("upper/b.up") == b"WORLD"
+    assert store.read_bytes("count/a.n") == b"5"

@@ -7,7 +7,9 @@ created with ``allow_pickle=True``. A thread pool keeps ``workers`` subprocesses
 
 The driver starts these workers, so they inherit its choices: ``--allow-pickle`` when the
 executor allows pickle, ``--import`` for the modules its calls name, and its key
-(``DATABACKED_WORKER_KEY``) to sign with. The worker still runs only databacked's entry
+(``DATABACKED_WORKER_KEY``) to sign with. They start in ``cwd`` (default: the driver's
+working folder), which is their project folder: spec transforms run when a spec there names
+them, so a spec run from elsewhere passes ``cwd=<project>``. The worker still runs only databacked's entry
 points, steps and spec transforms (``databacked.worker``).
 """
 
@@ -50,11 +52,14 @@ class SubprocessExecutor(BaseExecutor):
         limits: Limits | None = None,
         capture_limit: int = 64 * 1024,
         key: str | bytes | None = None,
+        cwd: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         if workers is not None and workers < 1:
             raise ExecutorError(f"The subprocess executor needs workers >= 1, not {workers}.")
         self.key = worker_key(key)
+        self.cwd = os.fspath(cwd) if cwd is not None else None
+        """Where workers start: their project folder (modules and specs); default the driver's."""
         self.max_workers = workers or os.cpu_count() or 1
         self.allow_pickle = allow_pickle
         self.python = python or sys.executable
@@ -124,6 +129,7 @@ class SubprocessExecutor(BaseExecutor):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=self._worker_env(),
+                cwd=self.cwd,
             )
         except OSError as exc:
             raise ExecutorError(
