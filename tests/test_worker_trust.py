@@ -84,7 +84,12 @@ def test_a_reference_value_naming_os_system_is_refused(tmp_path: Path) -> None:
     forged_class = {"$type": "dataclass", "class": "subprocess:Popen", "fields": {"args": "x"}}
     line = _refused(_worker(_message("databacked.testing.executor_contract:echo",
                                      [[forged_class]]), tmp_path))  # fmt: skip
-    assert "may not import" in line or "not a dataclass" in line or "dataclass" in line
+    assert "may not import 'subprocess'" in line
+    # A dataclass of an allowed module that is not one, named as a dataclass: refused too.
+    not_a_class = {"$type": "dataclass", "class": "databacked.worker.gate:Gate", "fields": {}}
+    line = _refused(_worker(_message("databacked.testing.executor_contract:echo",
+                                     [[not_a_class]]), tmp_path))  # fmt: skip
+    assert "as a dataclass, which it is not" in line
     assert not canary.exists()
 
 
