@@ -9,8 +9,8 @@ The driver starts these workers, so they inherit its choices: ``--allow-pickle``
 executor allows pickle, ``--import`` for the modules its calls name, and its key
 (``DATABACKED_WORKER_KEY``) to sign with. They start in ``cwd`` (default: the driver's
 working folder), which is their project folder: spec transforms run when a spec there names
-them, so a spec run from elsewhere passes ``cwd=<project>``. The worker still runs only databacked's entry
-points, steps and spec transforms (``databacked.worker``).
+them, so a spec run from elsewhere passes ``cwd=<project>``. The worker still runs only
+databacked's entry points, steps and spec transforms (``databacked.worker``).
 """
 
 from __future__ import annotations
