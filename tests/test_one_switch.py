@@ -31,6 +31,7 @@ from databacked.catalog import Catalog
 from databacked.examples import make_plate
 from databacked.examples.cells import CHANNELS, cells
 from databacked.executors import Executor, get_executor
+from databacked.testing import services
 
 START = 60.0  # seconds a cluster or worker may take to come up
 # One xdist worker for the module (`make test` uses --dist loadgroup), so its clusters start once.
@@ -112,7 +113,7 @@ def reference(bucket: str, dataset: pd.DataFrame, tmp_path_factory: pytest.TempP
 
 @pytest.fixture(scope="module")
 def local_cluster(s3_endpoint: str) -> Iterator[Any]:
-    pytest.importorskip("distributed")
+    services.require("distributed", "dask")
     from databacked.executors.dask import start_local_cluster
 
     cluster = start_local_cluster(2)
@@ -160,7 +161,7 @@ def _wait_for(ready: Callable[[], bool], process: subprocess.Popen[bytes], log: 
 @pytest.fixture(scope="module")
 def scheduler_url(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`dask scheduler` and two `dask worker` processes on loopback; ``dask://host:port``."""
-    distributed = pytest.importorskip("distributed")
+    distributed = services.require("distributed", "dask")
     import json
 
     folder = tmp_path_factory.mktemp("dask-cli")
@@ -190,7 +191,7 @@ def celery_options(
     s3_endpoint: str, amqp_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     """A ``databacked worker`` (2 processes) on a queue of its own; the executor's options."""
-    pytest.importorskip("celery")
+    services.require("celery", "celery")
     from databacked.executors.celery import create_app
 
     queue = f"databacked-switch-{uuid.uuid4().hex[:10]}"

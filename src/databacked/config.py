@@ -11,11 +11,14 @@ receives plain values or objects.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 from databacked.errors import ConfigError
+from databacked.secrets import redact, redact_text
+
+redact_url = redact_text
+"""Kept for callers of the old name; the rule lives in ``databacked.secrets``."""
 
 DEFAULT_STORE = "./data"
 DEFAULT_CATALOG = "sqlite:///.databacked/catalog.db"
@@ -71,6 +74,18 @@ def _models() -> dict[str, Any]:
             default=None, description="Path of the runtime's program (default: its name)."
         )
 
+    class WorkerSettings(BaseModel):
+        """What a worker (``databacked worker``, ``python -m databacked.worker``) may run."""
+
+        imports: list[str] = Field(
+            default_factory=list,
+            description="Modules whose steps and transforms workers may run (with submodules).",
+        )
+        key: str | None = Field(
+            default=None,
+            description="Shared HMAC key signing worker messages (or DATABACKED_WORKER_KEY).",
+        )
+
     class Settings(BaseSettings):
         """Everything databacked can be configured with.
 
@@ -100,6 +115,7 @@ def _models() -> dict[str, Any]:
         containers: ContainerSettings = Field(default_factory=ContainerSettings)
         dask: DaskSettings = Field(default_factory=DaskSettings)
         celery: CelerySettings = Field(default_factory=CelerySettings)
+        worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
         @classmethod
         def settings_customise_sources(
@@ -126,12 +142,13 @@ def _models() -> dict[str, Any]:
         DaskSettings=DaskSettings,
         CelerySettings=CelerySettings,
         ContainerSettings=ContainerSettings,
+        WorkerSettings=WorkerSettings,
     )
     return _MODELS
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Settings", "DaskSettings", "CelerySettings"):
+    if name in ("Settings", "DaskSettings", "CelerySettings", "WorkerSettings"):
         return _models()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -193,6 +210,7 @@ class PlainSettings:
             {k: (dict(v) if isinstance(v, dict) else v) for k, v in _DASK_DEFAULTS.items()}
         )
         self.celery = _Section(dict(_CELERY_DEFAULTS))
+        self.worker = _Section({"imports": [], "key": None})
         self.__dict__.update(given)
 
     def model_dump(self) -> dict[str, Any]:
@@ -243,31 +261,6 @@ def load_settings(**overrides: Any) -> Any:
             f"Invalid configuration for {where!r}: {first.get('msg')}. "
             "Check databacked.toml, [tool.databacked] in pyproject.toml and DATABACKED_* variables."
         ) from exc
-
-
-_URL_PASSWORD = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]*):(?P<pw>[^@/]*)@"
-)
-_SECRET_KEYS = re.compile(r"(secret|password|passwd|token|key_id|access_key|credential)", re.I)
-
-
-def redact_url(url: str) -> str:
-    """``postgresql://u:pw@host/db`` -> ``postgresql://u:***@host/db``."""
-    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
-
-
-def redact(value: Any) -> Any:
-    """Remove secrets from nested settings: URL passwords and secret-looking keys."""
-    if isinstance(value, dict):
-        return {
-            k: ("***" if isinstance(k, str) and _SECRET_KEYS.search(k) and v else redact(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return type(value)(redact(v) for v in value)
-    if isinstance(value, str):
-        return redact_url(value)
-    return value
 
 
 def default_workers() -> int:

@@ -23,6 +23,7 @@ so the cause is kept for ``--debug``.
     ├── StepFailed                   a call raised; carries the step, key and original error
     ├── ExecutorError                an executor cannot start, reach its cluster or deliver a call
     ├── WireError                    a malformed or hostile tar on the worker protocol
+    │   └── RefusedMessage           a worker will not run it: unsigned, pickle, not a step
     └── SpecError                    an invalid declarative pipeline spec
 """
 
@@ -118,6 +119,11 @@ class WireError(DatabackedError):
     """A tar on the worker protocol is malformed or hostile."""
 
 
+class RefusedMessage(WireError):
+    """A worker refused a message: bad signature, pickle it was not allowed, or a function
+    that is not a databacked entry point, step or spec transform. Nothing of it ran."""
+
+
 class SpecError(DatabackedError):
     """A declarative pipeline spec is invalid."""
 
@@ -133,6 +139,7 @@ __all__ = [
     "IntegrityError",
     "PathEscapeError",
     "PipelineError",
+    "RefusedMessage",
     "SpecError",
     "StepFailed",
     "StoreError",

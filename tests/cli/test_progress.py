@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from rich.console import Console
 
 from databacked.cli.progress import StepProgress
 
 
 def test_counts_follow_each_call_to_its_last_state() -> None:
-    events = pytest.importorskip("databacked.engine.events")
+    from databacked.engine import events
     event = events.CallEvent
     console = Console(record=True, width=120)
     with StepProgress(console, live=False) as progress:

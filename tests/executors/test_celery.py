@@ -23,30 +23,46 @@ import pytest
 import databacked as db
 from databacked.errors import ExecutorError
 from databacked.executors import Executor, get_executor
-from databacked.executors.celery import TASK, CeleryExecutor, create_app
+from databacked.testing import services
 from databacked.testing.executor_contract import TIMEOUT, ExecutorContract, add
 
-pytest.importorskip("celery")
+services.require("celery", "celery")  # skipped locally without it; a failure under CI=true
+
+from databacked.executors.celery import TASK, CeleryExecutor, create_app  # noqa: E402
 
 WORKER_START = 60.0  # seconds a worker may take to say "ready"
 
 
 @contextmanager
 def celery_worker(
-    broker: str, queue: str, log: Path, *, backend: str | None = None, concurrency: int = 2
+    broker: str,
+    queue: str,
+    log: Path,
+    *,
+    backend: str | None = None,
+    concurrency: int = 2,
+    project: Path | None = None,
+    extra: tuple[str, ...] = (),
+    key: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A ``databacked worker`` process, ready to consume; killed with its pool afterwards."""
+    """A ``databacked worker`` process, ready to consume; killed with its pool afterwards.
+
+    It starts in ``project``: the folder whose modules (the tests' steps) it may run.
+    """
     env = dict(os.environ)
-    # The worker imports the test's modules by reference, as a cluster worker would.
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p or os.getcwd() for p in sys.path))
+    env.pop("DATABACKED_WORKER_KEY", None)
+    if key:
+        env["DATABACKED_WORKER_KEY"] = key
     command = [sys.executable, "-c", "from databacked.cli import main; main()", "worker"]
     command += ["--broker", broker, "--queue", queue, "--concurrency", str(concurrency)]
+    command += list(extra)
     if backend:
         command += ["--backend", backend]
     with log.open("wb") as out:
         # Its own session, so the pool's children are stopped together with it.
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # fmt: skip
+                                cwd=project, start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + WORKER_START
         while b" ready." not in log.read_bytes():
@@ -102,7 +118,7 @@ def rabbit(
     queue = f"databacked-test-{uuid.uuid4().hex[:12]}"
     log = tmp_path_factory.mktemp("celery_worker") / "worker.log"
     try:
-        with celery_worker(amqp_url, queue, log, backend=redis_url):
+        with celery_worker(amqp_url, queue, log, backend=redis_url, project=modules):
             yield {"broker": amqp_url, "backend": redis_url, "queue": queue}
     finally:
         _delete_queue(amqp_url, queue)
@@ -245,13 +261,17 @@ def test_worker_killed_mid_call_has_the_call_redelivered(
                     )
                 )
             )
-            with celery_worker(amqp_url, queue, a_log, backend=redis_url, concurrency=1) as first:
+            with celery_worker(
+                amqp_url, queue, a_log, backend=redis_url, concurrency=1, project=modules
+            ) as first:
                 run.start()
                 _wait_for(lambda: any(marks.iterdir()), "the first worker to start the call")
                 os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool, mid-call
                 first.wait(timeout=15)
             assert run.is_alive()  # the call is not lost: the run waits for its redelivery
-            with celery_worker(amqp_url, queue, b_log, backend=redis_url, concurrency=1):
+            with celery_worker(
+                amqp_url, queue, b_log, backend=redis_url, concurrency=1, project=modules
+            ):
                 run.join(timeout=60)
         assert not run.is_alive()
         (result,) = runs
@@ -345,7 +365,8 @@ def test_worker_command_with_unreachable_broker_fails_fast(tmp_path: Path) -> No
 def test_worker_without_the_steps_module_fails_the_call_clearly(
     modules: Path, rabbit: dict[str, str]
 ) -> None:
-    mod = write_module(modules, "celery_vanishing", "def f(x):\n    return x\n")
+    source = "import databacked as db\n\n@db.step\ndef f(x):\n    return x\n"
+    mod = write_module(modules, "celery_vanishing", source)
     Path(mod.__file__).unlink()  # the driver has it, the worker cannot import it
     with get_executor(rabbit["broker"], **_options(rabbit)) as ex:
         with pytest.raises(ExecutorError, match=rf"cannot import the module '{mod.__name__}'"):
@@ -364,3 +385,62 @@ def test_worker_refuses_a_malformed_call(payload: str, why: str, rabbit: dict[st
         answer.forget()
     assert set(result) == {"refused"}
     assert why in result["refused"]
+
+
+def _hand_made(function: str, items: list[Any], members: dict[str, bytes] | None = None) -> str:
+    """A call as someone who can publish to the broker would write it: no driver involved."""
+    from databacked.executors.celery import _pack
+    from databacked.executors.wire import CALL, PROTOCOL, write_tar
+
+    call = {"protocol": PROTOCOL, "function": function, "items": items, "allow_pickle": True}
+    return _pack(write_tar(CALL, call, members or {}))
+
+
+def test_worker_refuses_os_system_and_pickle_and_keeps_serving(
+    tmp_path: Path, rabbit: dict[str, str]
+) -> None:
+    import cloudpickle
+
+    canary = tmp_path / "canary"
+    bomb = {"params/0.pkl": cloudpickle.dumps(_Touch(str(canary)))}
+    messages = {
+        "may not import 'os'": _hand_made("os:system", [[f"touch {canary}"]]),
+        "not a databacked step": _hand_made("databacked.worker:os.system", [[f"touch {canary}"]]),
+        "--allow-pickle": _hand_made(
+            "databacked.testing.executor_contract:echo",
+            [[{"$type": "pickle", "member": "params/0.pkl"}]],
+            bomb,
+        ),
+    }
+    with get_executor(rabbit["broker"], **_options(rabbit)) as ex:
+        for why, payload in messages.items():
+            answer = ex.app.send_task(TASK, args=[payload], queue=rabbit["queue"])
+            result = answer.get(timeout=TIMEOUT)
+            answer.forget()
+            assert set(result) == {"refused"}
+            assert why in result["refused"]
+        assert ex.submit(add, 1, 2).result(timeout=TIMEOUT) == 3  # still serving
+    assert not canary.exists()
+
+
+class _Touch:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (Path(self.path),))
+
+
+def test_worker_with_a_key_refuses_unsigned_calls(tmp_path: Path, redis_url: str) -> None:
+    key = "s" * 32
+    queue = f"databacked-test-key-{uuid.uuid4().hex[:12]}"
+    with celery_worker(redis_url, queue, tmp_path / "w.log", key=key, concurrency=1):
+        with get_executor(redis_url, queue=queue, key=key) as ex:
+            assert ex.submit(add, 20, 22).result(timeout=TIMEOUT) == 42
+        for other, why in ((None, r"refused the call.*not signed"),
+                           ("w" * 32, r"refused the call.*wrong signature")):  # fmt: skip
+            with (
+                get_executor(redis_url, queue=queue, key=other) as ex,
+                pytest.raises(ExecutorError, match=why),
+            ):
+                ex.submit(add, 1, 1).result(timeout=TIMEOUT)

@@ -22,9 +22,10 @@ import databacked as db
 from databacked.config import DaskSettings
 from databacked.errors import ExecutorError
 from databacked.executors import Executor, get_executor
+from databacked.testing import services
 from databacked.testing.executor_contract import TIMEOUT, ExecutorContract, add
 
-distributed = pytest.importorskip("distributed")
+distributed = services.require("distributed", "dask")
 
 from databacked.executors.dask import (  # noqa: E402  (after the skip: needs distributed)
     DaskExecutor,
@@ -328,7 +329,7 @@ def test_bad_worker_count_is_refused() -> None:
 
 
 def test_slurm_cluster_job_script_from_configuration() -> None:
-    pytest.importorskip("dask_jobqueue")
+    services.require("dask_jobqueue", "dask")
     settings = DaskSettings(
         cluster_class="dask_jobqueue.SLURMCluster",
         cluster_kwargs={

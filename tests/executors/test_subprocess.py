@@ -93,7 +93,9 @@ def test_worker_killed_by_a_signal_fails_its_call(write_module: Callable[..., Mo
         "killer",
         """
         import os, signal
+        import databacked as db
 
+        @db.step
         def die():
             os.kill(os.getpid(), signal.SIGKILL)
         """,
@@ -109,7 +111,8 @@ def test_worker_killed_by_a_signal_fails_its_call(write_module: Callable[..., Mo
 def test_missing_module_in_worker_names_module_and_executor(
     write_module: Callable[..., ModuleType],
 ) -> None:
-    mod = write_module("vanishing", "def f(x):\n    return x\n")
+    source = "import databacked as db\n\n@db.step\ndef f(x):\n    return x\n"
+    mod = write_module("vanishing", source)
     Path(mod.__file__).unlink()  # the driver has it, the worker cannot import it
     with SubprocessExecutor(workers=1) as ex:
         with pytest.raises(ExecutorError, match=rf"subprocess executor.*'{mod.__name__}'"):
@@ -139,7 +142,9 @@ def test_worker_output_goes_to_logs_not_into_the_tar(
         "noisy",
         """
         import os, sys
+        import databacked as db
 
+        @db.step
         def shout(n):
             print("hello from the step")
             os.write(1, b"raw bytes on fd 1\\n")

@@ -129,7 +129,7 @@ def test_pickle_only_when_opted_in() -> None:
     # A pickle member in a call that did not opt in is never unpickled.
     encoder = Encoder("p", allow_pickle=True)
     encoded = encoder.encode(Opaque())
-    with pytest.raises(WireError, match="did not opt in"):
+    with pytest.raises(WireError, match="pickle is not allowed here"):
         Decoder(encoder.members).decode(encoded)
 
 

@@ -198,3 +198,87 @@ def test_cmd_stdin_lines_pachyderm_style(tmp_path: Path) -> None:
 
     assert outcome.status == "ok", outcome.error_message
     assert store.read_bytes("pach/A01.txt") == b"membrane\n"
+
+
+# --- file names are data, never shell code ---------------------------------------------------
+
+HOSTILE = [
+    "a$(touch pwned1)b",
+    "`touch pwned2`",
+    "x;touch pwned3;y",
+    "p|touch pwned4",
+    "it's \"quoted\"",
+    "with space",
+    "two\nlines",
+    "$HOME&&touch pwned5",
+]
+
+
+def _hostile_task(tmp_path: Path, name: str, index: int, **kw: Any) -> tuple[Store, DatumTask]:
+    store = Store(tmp_path / "data")
+    store.put_bytes(f"raw/{name}/x.txt", f"content {index}\n".encode())
+    files = ((f"raw/{name}/x.txt", f"raw/{name}/x.txt"),)
+    values = {"well": name, "1": name}
+    cwd = tmp_path / "cwd"
+    cwd.mkdir(exist_ok=True)
+    return store, DatumTask(f"k{index}", "evil", f"d{index}", files, values, cwd=str(cwd), **kw)
+
+
+def test_stdin_lines_quote_values_from_file_names(tmp_path: Path) -> None:
+    stdin = ("cat {input_dir}/raw/{1}/x.txt > $DATABACKED_OUTPUT_DIR/{well}.out",)
+    for index, name in enumerate(HOSTILE):
+        store, task = _hostile_task(tmp_path, name, index, cmd=("sh",), stdin=stdin)
+        outcome = run_datum(task, store)
+        assert outcome.status == "ok", (name, outcome.error_message)
+        assert store.read_bytes(f"evil/{name}.out") == f"content {index}\n".encode()
+    assert list((tmp_path / "cwd").iterdir()) == []  # no pwned* file: nothing ran
+
+
+def test_cmd_arguments_stay_one_argv_element_each(tmp_path: Path) -> None:
+    cmd = ("cp", "{input_dir}/raw/{1}/x.txt", "{output_dir}/{well}.copy")
+    for index, name in enumerate(HOSTILE):
+        store, task = _hostile_task(tmp_path, name, index, cmd=cmd)
+        outcome = run_datum(task, store)
+        assert outcome.status == "ok", (name, outcome.error_message)
+        assert store.read_bytes(f"evil/{name}.copy") == f"content {index}\n".encode()
+    assert list((tmp_path / "cwd").iterdir()) == []
+
+
+def test_capture_values_reach_the_command_as_environment_variables(tmp_path: Path) -> None:
+    script = (
+        'cp "$DATABACKED_INPUT_DIR/raw/$DATABACKED_1/x.txt" '
+        '"$DATABACKED_OUTPUT_DIR/$DATABACKED_WELL.env"'
+    )
+    for index, name in enumerate(HOSTILE):
+        store, task = _hostile_task(tmp_path, name, index, cmd=("sh", "-c", script))
+        outcome = run_datum(task, store)
+        assert outcome.status == "ok", (name, outcome.error_message)
+        assert store.read_bytes(f"evil/{name}.env") == f"content {index}\n".encode()
+    assert list((tmp_path / "cwd").iterdir()) == []
+
+
+def test_a_symlink_out_of_the_output_folder_is_refused(tmp_path: Path) -> None:
+    store = _store(tmp_path / "data")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the worker's key\n")
+    script = f"ln -s {secret} {{output_dir}}/leak.txt; echo fine > {{output_dir}}/ok.txt"
+    task = DatumTask("k12", "links", "d12", FILES, VALUES, cmd=("sh", "-c", script))
+
+    outcome = run_datum(task, store)
+
+    assert outcome.status == "failed"
+    assert outcome.error_type == "SpecError"
+    assert "leak.txt" in outcome.error_message and "outside" in outcome.error_message
+    assert not store.exists("links/leak.txt")
+    assert not store.exists("links/ok.txt")
+
+
+def test_a_symlink_inside_the_output_folder_uploads_its_bytes(tmp_path: Path) -> None:
+    store = _store(tmp_path / "data")
+    script = "echo fine > {output_dir}/ok.txt; ln -s ok.txt {output_dir}/alias.txt"
+    task = DatumTask("k13", "links", "d13", FILES, VALUES, cmd=("sh", "-c", script))
+
+    outcome = run_datum(task, store)
+
+    assert outcome.status == "ok", outcome.error_message
+    assert store.read_bytes("links/alias.txt") == b"fine\n"

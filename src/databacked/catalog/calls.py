@@ -25,6 +25,7 @@ from databacked.catalog.schema import (
     calls,
     location,
 )
+from databacked.secrets import redact, redact_text
 
 _ARTIFACT_UPDATE = ("store", "path", "size", "format", "stamp", "metadata", "key", "created")
 
@@ -66,14 +67,14 @@ def record(conn: sa.Connection, records: Sequence[CallRecord]) -> None:
                 "fingerprint": call.fingerprint,
                 "run_id": call.run_id,
                 "params_hash": call.params_hash,
-                "params": dict(call.params),
+                "params": redact(dict(call.params)),
                 "started": call.started,
                 "finished": call.finished,
                 "seconds": seconds,
                 "host": call.host,
                 "pid": call.pid,
-                "stdout": call.stdout,
-                "stderr": call.stderr,
+                "stdout": redact_text(call.stdout),
+                "stderr": redact_text(call.stderr),
                 "created": now,
             }
         )
@@ -143,10 +144,10 @@ def record_attempts(conn: sa.Connection, records: Sequence[CallRecord]) -> None:
             "run_id": call.run_id,
             "status": call.status if call.status != "ok" else "failed",
             "error_type": call.error_type,
-            "error_message": call.error_message,
-            "traceback": call.traceback,
-            "stdout": call.stdout,
-            "stderr": call.stderr,
+            "error_message": redact_text(call.error_message),
+            "traceback": redact_text(call.traceback),
+            "stdout": redact_text(call.stdout),
+            "stderr": redact_text(call.stderr),
             "started": call.started,
             "finished": call.finished,
             "host": call.host,

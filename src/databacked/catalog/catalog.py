@@ -36,6 +36,7 @@ from databacked.catalog.records import (
     RunRow,
 )
 from databacked.errors import CatalogError
+from databacked.secrets import redact as redact_secrets
 
 DEFAULT_URL = "sqlite:///.databacked/catalog.db"
 """The catalog used when none is configured: a SQLite file beside the project."""
@@ -133,7 +134,8 @@ class Catalog:
 
     def start_run(self, info: Mapping[str, Any]) -> str:
         """Record a run as started; returns its id. ``info``: pipeline, host, user, git, ..."""
-        return self._run("record a run", lambda c: queries.start_run(c, info), write=True)
+        shown = redact_secrets(dict(info))  # the run's configuration row never holds a secret
+        return self._run("record a run", lambda c: queries.start_run(c, shown), write=True)
 
     def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
         """Record a run's end: status (``ok``/``failed``/...) and a JSON summary."""

@@ -9,7 +9,6 @@ two processes opening a fresh catalog at once are safe.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from databacked.catalog.schema import HEAD_REVISION, KNOWN_REVISIONS
 from databacked.errors import CatalogError
+from databacked.secrets import redact_text
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long a SQLite writer waits for another process's write lock before giving up."""
@@ -36,11 +36,8 @@ IMMEDIATE = "databacked_sqlite_immediate"
 
 
 def redact(url: str) -> str:
-    """The URL as safe to print: the password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL must still produce a message, without secrets
-        return re.sub(r":[^:@/]*@", ":***@", url)
+    """The URL as safe to print: the password replaced by ``***`` (``databacked.secrets``)."""
+    return redact_text(url)
 
 
 def create_engine(url: str) -> sa.Engine:

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from databacked.cli.common import err_console, wide_when_piped
 from databacked.errors import DatabackedError
+from databacked.secrets import install_log_filter, redact_text
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -29,13 +30,14 @@ class _Group(TyperGroup):
         except DatabackedError as exc:
             if _debug(ctx):
                 err_console.print(
-                    "".join(traceback.format_exception(exc)),
+                    redact_text("".join(traceback.format_exception(exc))),
                     markup=False,
                     highlight=False,
                     soft_wrap=True,
                 )
             # soft_wrap: one sentence stays one line, whatever the terminal width.
-            err_console.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
+            message = redact_text(str(exc))
+            err_console.print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from exc
         except KeyboardInterrupt as exc:
             err_console.print(
@@ -82,6 +84,7 @@ def _main(
     """Data-backed pipelines: run, inspect and tidy what your steps produced."""
     ctx.obj = {"debug": debug}
     wide_when_piped()
+    install_log_filter()
 
 
 def _register() -> None:

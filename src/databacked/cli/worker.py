@@ -1,8 +1,12 @@
 """``databacked worker``: a Celery worker (prefork pool) for the ``celery`` executor.
 
-The worker needs the store's credentials from its environment and the steps' modules on
-its ``PYTHONPATH``; it never opens the catalog. Broker, backend, queue and task timeout
-default to the ``[celery]`` settings, so a driver and its workers share one configuration.
+The worker needs the store's credentials from its environment; it never opens the catalog.
+Broker, backend, queue and task timeout default to the ``[celery]`` settings, so a driver and
+its workers share one configuration. A message on the broker is not trusted: the worker runs
+only steps and spec transforms from the modules it may import (``--import``, ``[worker]
+imports``, the folder it was started in), unpickles nothing unless started with
+``--allow-pickle``, and with ``[worker] key`` (or ``DATABACKED_WORKER_KEY``) only signed
+messages.
 """
 
 from __future__ import annotations
@@ -44,11 +48,38 @@ def worker(
         float | None,
         typer.Option(help="Longest a call may take, in seconds; the same as the driver's."),
     ] = None,
+    imports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--import",
+            help="A module (with submodules) whose steps and transforms may run; repeatable. "
+            "Modules in the folder the worker starts in may always run.",
+        ),
+    ] = None,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pickle",
+            help="Accept pickled values: then anyone who can publish to the broker runs code.",
+        ),
+    ] = False,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Start a Celery worker that runs databacked calls sent with executor='celery://...'."""
-    from databacked.executors.celery import check_broker, create_app, redact
+    from celery import signals
 
+    from databacked.executors.celery import check_broker, create_app
+    from databacked.secrets import install_log_filter, redact
+    from databacked.worker import WorkerPolicy, configure
+
+    # Celery sets up its own log handlers: each gets the redaction filter once it exists.
+    signals.after_setup_logger.connect(lambda logger, **_: install_log_filter(logger), weak=False)
+    signals.after_setup_task_logger.connect(
+        lambda logger, **_: install_log_filter(logger), weak=False
+    )
+    install_log_filter()
+    policy = WorkerPolicy.from_settings(imports=imports or (), allow_pickle=allow_pickle)
+    configure(policy)  # before the prefork pool starts: its processes inherit it
     config = settings().celery
     url = broker or config.broker
     if not url:
@@ -66,7 +97,13 @@ def worker(
         task_timeout=task_timeout or config.task_timeout,
     )
     check_broker(app, url)
-    console.print(f"databacked worker: broker {redact(url)}, queue {name!r}", highlight=False)
+    console.print(
+        f"databacked worker: broker {redact(url)}, queue {name!r}, imports "
+        f"{', '.join(policy.imports) or '(project folder only)'}, project {policy.project}, "
+        f"pickle {'allowed' if policy.allow_pickle else 'refused'}, "
+        f"messages {'signed' if policy.key else 'unsigned'}",
+        highlight=False,
+    )
     argv = [
         "worker",
         "--pool=prefork",

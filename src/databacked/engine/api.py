@@ -6,6 +6,7 @@ patching internals); what is not given comes from ``databacked.config.load_setti
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -281,9 +282,16 @@ def _executor_options(name: Any, settings: Any) -> dict[str, Any]:
     if name == "dask":
         dask = settings.dask.model_dump()
         return {k: v for k, v in dask.items() if v not in (None, {}, [])}
+    # [worker] key signs the messages of executors whose workers check them.
+    key = os.environ.get("DATABACKED_WORKER_KEY") or getattr(
+        getattr(settings, "worker", None), "key", None
+    )
+    signed = {"key": key} if key else {}
     if name == "celery" or (name.split("://", 1)[0] in _CELERY_SCHEMES and "://" in name):
         celery = settings.celery.model_dump()
         if name != "celery":
             celery.pop("broker", None)  # the URL names the broker
-        return {k: v for k, v in celery.items() if v is not None}
+        return {**{k: v for k, v in celery.items() if v is not None}, **signed}
+    if name == "subprocess":
+        return signed
     return {}

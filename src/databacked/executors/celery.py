@@ -3,7 +3,9 @@
 Messages are JSON only: a call is the wire protocol's tar (``executors/wire.py``), base64 in
 a JSON string, and so is its answer in the result backend -- nothing is unpickled from the
 queue. Workers (``databacked worker --broker URL``) run a call through the same code path as
-``python -m databacked.worker``; they need the store, never the catalog. ``acks_late`` with
+``python -m databacked.worker``, under the policy the worker was started with (what it may
+import, no pickle unless ``--allow-pickle``, signed messages only when a key is set); they
+need the store, never the catalog. ``acks_late`` with
 ``task_reject_on_worker_lost`` and a prefetch of one mean a worker killed mid-call has its
 call redelivered to another worker rather than lost.
 
@@ -17,6 +19,7 @@ import base64
 import contextlib
 import gzip
 import io
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -26,15 +29,16 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
-from kombu.utils.url import maybe_sanitize_url
 
 from databacked.errors import ExecutorError, WireError
 from databacked.executors.base import BaseExecutor, ItemFailed
 from databacked.executors.remote import decode_answer, encode_call
+from databacked.executors.signing import worker_key
 from databacked.executors.wire import (
     Limits,
     resolve,
 )
+from databacked.secrets import redact
 
 TASK = "databacked.run_wire"
 """The one Celery task: a base64 call tar in, ``{"answer": base64 tar}`` or ``{"refused": ...}``."""
@@ -43,15 +47,7 @@ DEFAULT_TASK_TIMEOUT = 24 * 3600.0
 # The worker-side body, named by import string: executors must not import the top layer.
 _SERVE = "databacked.worker:serve"
 _READY = {"SUCCESS", "FAILURE", "REVOKED"}
-
-
-def redact(url: str) -> str:
-    """``url`` with its password masked, for messages and logs.
-
-    >>> redact("amqp://guest:guest@127.0.0.1:5672//")
-    'amqp://guest:***@127.0.0.1:5672//'
-    """
-    return str(maybe_sanitize_url(url, mask="***"))
+logger = logging.getLogger("databacked.executors.celery")
 
 
 def broker_url(address: str) -> str:
@@ -135,8 +131,11 @@ def run_wire(payload: str) -> dict[str, str]:
     try:
         answer = serve(io.BytesIO(tar))
     except WireError as exc:
-        # A malformed call is answered, not raised: Celery would serialise the exception.
-        return {"refused": " ".join(str(exc).split())}
+        # A malformed or refused call is answered, not raised: Celery would serialise the
+        # exception. Nothing of it ran, and the worker goes on with the next message.
+        reason = " ".join(str(exc).split())
+        logger.warning("databacked worker refused a message: %s", reason)
+        return {"refused": reason}
     return {"answer": _pack(answer)}
 
 
@@ -164,6 +163,7 @@ class CeleryExecutor(BaseExecutor):
         limits: Limits | None = None,
         capture_limit: int = 64 * 1024,
         poll_interval: float = 0.05,
+        key: str | bytes | None = None,
     ) -> None:
         super().__init__()
         url = broker or (broker_url(address) if address else None)
@@ -181,6 +181,7 @@ class CeleryExecutor(BaseExecutor):
         self.limits = limits or Limits()
         self.capture_limit = capture_limit
         self.poll_interval = poll_interval
+        self.key = worker_key(key)
         self.app = create_app(
             url, backend, queue=queue, task_timeout=task_timeout, connect_timeout=connect_timeout
         )
@@ -216,13 +217,21 @@ class CeleryExecutor(BaseExecutor):
     def encode(self, fn: Callable[..., Any], items: Sequence[Sequence[Any]]) -> bytes:
         """The call tar for ``fn`` over ``items``, as ``python -m databacked.worker`` reads it."""
         return encode_call(
-            fn, items, allow_pickle=self.allow_pickle, capture_limit=self.capture_limit
+            fn,
+            items,
+            allow_pickle=self.allow_pickle,
+            capture_limit=self.capture_limit,
+            key=self.key,
         )
 
     def decode(self, answer: bytes) -> list[tuple[bool, Any, str]]:
         """(ok, value or exception, worker traceback) per item of an answer tar."""
         return decode_answer(
-            answer, limits=self.limits, allow_pickle=self.allow_pickle, executor="celery"
+            answer,
+            limits=self.limits,
+            allow_pickle=self.allow_pickle,
+            executor="celery",
+            key=self.key,
         )
 
     # --- the background thread -------------------------------------------------------------

@@ -9,6 +9,7 @@ import io
 from typing import Any
 
 from databacked.errors import WireError
+from databacked.executors.signing import check_signature
 from databacked.executors.wire import (
     CALL,
     OUTCOME,
@@ -19,18 +20,27 @@ from databacked.executors.wire import (
     decode_error,
     read_document,
     read_tar,
-    reference,
     write_tar,
 )
 
 
 def encode_call(
-    fn: Any, items: Any, *, allow_pickle: bool = False, capture_limit: int = 64 * 1024
+    fn: Any,
+    items: Any,
+    *,
+    allow_pickle: bool = False,
+    capture_limit: int = 64 * 1024,
+    key: bytes | None = None,
+    modules: set[str] | None = None,
 ) -> bytes:
-    """The call tar for ``fn`` over ``items`` (argument lists); WireError if it cannot go."""
+    """The call tar for ``fn`` over ``items`` (argument lists); WireError if it cannot go.
+
+    Signed when ``key`` is given; ``modules``, when given, receives the modules the call
+    names by reference (what its worker must be allowed to import).
+    """
     encoder = Encoder("params", allow_pickle=allow_pickle)
     try:
-        function: Any = reference(fn)
+        function: Any = encoder._reference(fn)
     except WireError:
         if not allow_pickle:
             raise
@@ -42,17 +52,26 @@ def encode_call(
         "allow_pickle": allow_pickle,
         "capture_limit": capture_limit,
     }
-    return write_tar(CALL, call, encoder.members)
+    if modules is not None:
+        modules.update(encoder.modules)
+    return write_tar(CALL, call, encoder.members, key=key)
 
 
 def decode_answer(
-    answer: bytes, *, limits: Limits | None, allow_pickle: bool, executor: str
+    answer: bytes,
+    *,
+    limits: Limits | None,
+    allow_pickle: bool,
+    executor: str,
+    key: bytes | None = None,
 ) -> list[tuple[bool, Any, str]]:
-    """(ok, value or exception, worker traceback) per item of an answer tar."""
+    """(ok, value or exception, worker traceback) per item of an answer tar; with ``key``,
+    an answer without the right signature is refused."""
     from databacked.errors import ExecutorError
 
     try:
         files = read_tar(io.BytesIO(answer), limits)
+        check_signature(files, key, f"{executor} worker's answer")
         outcome = read_document(files, OUTCOME)
         decoder = Decoder(files, allow_pickle=allow_pickle)
         results = []

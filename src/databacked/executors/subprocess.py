@@ -4,6 +4,13 @@ The isolation boundary: a step that crashes, leaks memory or is killed takes dow
 own process. Calls travel by the wire protocol (``executors/wire.py``): functions by
 ``module:qualname`` reference, values in safe formats, never pickle unless the executor was
 created with ``allow_pickle=True``. A thread pool keeps ``workers`` subprocesses running.
+
+The driver starts these workers, so they inherit its choices: ``--allow-pickle`` when the
+executor allows pickle, ``--import`` for the modules its calls name, and its key
+(``DATABACKED_WORKER_KEY``) to sign with. They start in ``cwd`` (default: the driver's
+working folder), which is their project folder: spec transforms run when a spec there names
+them, so a spec run from elsewhere passes ``cwd=<project>``. The worker still runs only
+databacked's entry points, steps and spec transforms (``databacked.worker``).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 from databacked.errors import ExecutorError, WireError
 from databacked.executors.base import BaseExecutor, ItemFailed
 from databacked.executors.remote import decode_answer, encode_call
+from databacked.executors.signing import KEY_VARIABLE, worker_key
 from databacked.executors.wire import (
     Limits,
 )
@@ -43,10 +51,15 @@ class SubprocessExecutor(BaseExecutor):
         env: Mapping[str, str] | None = None,
         limits: Limits | None = None,
         capture_limit: int = 64 * 1024,
+        key: str | bytes | None = None,
+        cwd: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         if workers is not None and workers < 1:
             raise ExecutorError(f"The subprocess executor needs workers >= 1, not {workers}.")
+        self.key = worker_key(key)
+        self.cwd = os.fspath(cwd) if cwd is not None else None
+        """Where workers start: their project folder (modules and specs); default the driver's."""
         self.max_workers = workers or os.cpu_count() or 1
         self.allow_pickle = allow_pickle
         self.python = python or sys.executable
@@ -69,8 +82,9 @@ class SubprocessExecutor(BaseExecutor):
         self, fn: Callable[..., Any], items: list[tuple[Any, ...]], batch: bool
     ) -> Future[Any]:
         self._check_open()
+        modules: set[str] = set()
         try:
-            payload = self.encode(fn, items)
+            payload = self.encode(fn, items, modules)
         except WireError as exc:
             # Like a failed call, not a crash of the run: the scheduler records it.
             failed: Future[Any] = Future()
@@ -78,24 +92,44 @@ class SubprocessExecutor(BaseExecutor):
                 ExecutorError(f"The subprocess executor cannot send this call: {exc}")
             )
             return failed
-        return self._pool.submit(self._run, payload, batch, _describe(fn))
+        return self._pool.submit(self._run, payload, batch, _describe(fn), sorted(modules))
 
-    def encode(self, fn: Callable[..., Any], items: Sequence[Sequence[Any]]) -> bytes:
+    def encode(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[Sequence[Any]],
+        modules: set[str] | None = None,
+    ) -> bytes:
         """The call tar for ``fn`` over ``items``, as ``python -m databacked.worker`` reads it."""
         return encode_call(
-            fn, items, allow_pickle=self.allow_pickle, capture_limit=self.capture_limit
+            fn,
+            items,
+            allow_pickle=self.allow_pickle,
+            capture_limit=self.capture_limit,
+            key=self.key,
+            modules=modules,
         )
+
+    def command(self, modules: Sequence[str] = ()) -> list[str]:
+        """The worker's command line: the driver's choices of imports and pickle go along."""
+        command = [self.python, "-m", "databacked.worker"]
+        for module in modules:
+            command += ["--import", module]
+        if self.allow_pickle:
+            command.append("--allow-pickle")
+        return command
 
     # --- running ---------------------------------------------------------------------------
 
-    def _run(self, payload: bytes, batch: bool, what: str) -> Any:
+    def _run(self, payload: bytes, batch: bool, what: str, modules: list[str]) -> Any:
         try:
             proc = subprocess.Popen(
-                [self.python, "-m", "databacked.worker"],
+                self.command(modules),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=self._worker_env(),
+                cwd=self.cwd,
             )
         except OSError as exc:
             raise ExecutorError(
@@ -117,7 +151,11 @@ class SubprocessExecutor(BaseExecutor):
     def decode(self, answer: bytes) -> list[tuple[bool, Any, str]]:
         """(ok, value or exception, worker traceback) per item of an answer tar."""
         return decode_answer(
-            answer, limits=self.limits, allow_pickle=self.allow_pickle, executor="subprocess"
+            answer,
+            limits=self.limits,
+            allow_pickle=self.allow_pickle,
+            executor="subprocess",
+            key=self.key,
         )
 
     def _check_exit(self, proc: subprocess.Popen[bytes], err: bytes, what: str) -> None:
@@ -136,7 +174,10 @@ class SubprocessExecutor(BaseExecutor):
         lines = err.decode("utf-8", "replace").strip().splitlines()
         last = lines[-1] if lines else "no message"
         if code == 2 and last.startswith("databacked.worker:"):
-            raise ExecutorError(f"The subprocess executor's worker refused the call: {last}")
+            reason = last.removeprefix("databacked.worker:").strip().removeprefix("refused:")
+            raise ExecutorError(
+                f"The subprocess executor's worker refused the call: {reason.strip()}"
+            )
         raise ExecutorError(
             f"The subprocess executor's worker running {what} exited with code {code}: {last}; "
             f"check that databacked is installed for {self.python}."
@@ -150,6 +191,8 @@ class SubprocessExecutor(BaseExecutor):
             paths.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         env.setdefault("PYTHONIOENCODING", "utf-8")
+        if self.key is not None:
+            env[KEY_VARIABLE] = self.key.decode("utf-8", "surrogateescape")
         return env
 
     def _shutdown(self) -> None:

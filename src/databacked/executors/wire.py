@@ -2,8 +2,9 @@
 
 A call travels as a tar whose first member is ``call.json``; values that JSON cannot hold
 travel as members in safe formats (``.npy`` without pickle, Parquet, raw bytes). The answer
-is a tar with ``outcome.json`` and ``logs/``. Nothing is unpickled unless the call opted in
-(``allow_pickle``). See ``docs/wire-protocol.md``.
+is a tar with ``outcome.json`` and ``logs/``. Nothing is unpickled unless the reader opted in
+(``allow_pickle``); references (functions, dataclasses) resolve through a resolver the reader
+chooses, so a worker decides what a message may name. See ``docs/wire-protocol.md``.
 
 Values are encoded generically -- dataclasses by their class reference and fields, functions
 by ``module:qualname`` -- so this module needs no knowledge of the engine's types.
@@ -12,7 +13,6 @@ by ``module:qualname`` -- so this module needs no knowledge of the engine's type
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import io
 import json
 import math
@@ -26,6 +26,14 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from databacked.errors import ConfigError, WireError
+from databacked.executors.references import (
+    Resolver,
+    reference,
+    resolve,
+    resolve_loaded,
+    split_reference,
+)
+from databacked.secrets import public
 from databacked.store import Store
 
 PROTOCOL = "databacked-wire/1"
@@ -33,9 +41,6 @@ CALL = "call.json"
 OUTCOME = "outcome.json"
 TAG = "$type"
 
-# Keys of storage options that hold credentials: the worker gets them from its environment.
-_SECRET_WORDS = ("secret", "password", "token", "access_key", "credential")
-_SECRET_KEYS = {"key", "secret", "token", "password", "username", "profile"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +73,21 @@ class Limits:
 # --- tar streams ---------------------------------------------------------------------------
 
 
-def write_tar(document: str, payload: dict[str, Any], members: Mapping[str, bytes]) -> bytes:
-    """A tar with ``document`` (JSON of ``payload``) first, then ``members``; reproducible."""
+def write_tar(
+    document: str, payload: dict[str, Any], members: Mapping[str, bytes], key: bytes | None = None
+) -> bytes:
+    """A tar with ``document`` (JSON of ``payload``) first, then ``members``; reproducible.
+
+    With ``key``, a last member ``signature`` holds the HMAC of the others (``signing.py``).
+    """
+    from databacked.executors.signing import SIGNATURE, signature
+
+    body = {document: json.dumps(payload, allow_nan=False).encode(), **members}
+    if key is not None:
+        body[SIGNATURE] = signature(body, key)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add(tar, document, json.dumps(payload, allow_nan=False).encode())
-        for name, data in members.items():
+        for name, data in body.items():
             _add(tar, name, data)
     return buffer.getvalue()
 
@@ -169,55 +183,9 @@ def read_document(files: Mapping[str, bytes], document: str) -> dict[str, Any]:
     return payload
 
 
-# --- references ----------------------------------------------------------------------------
-
-
-def reference(obj: Any) -> str:
-    """``module:qualname`` of a function or class that a worker can import, or WireError."""
-    module = getattr(obj, "__module__", None)
-    qualname = getattr(obj, "__qualname__", None)
-    what = getattr(obj, "__name__", repr(obj))
-    if not module or not qualname or "<" in qualname:
-        raise WireError(
-            f"{what!r} is a lambda, closure or local definition and cannot travel to a worker "
-            "by reference; define it at the top level of an importable module."
-        )
-    if module == "__main__":
-        raise WireError(
-            f"{what!r} is defined in __main__ (a script or notebook) and cannot travel to a "
-            "worker by reference; move it into an importable module."
-        )
-    found: Any = sys.modules.get(module)
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    if found is not obj and getattr(found, "fn", None) is not obj:
-        raise WireError(
-            f"{what!r} is not reachable as {module}:{qualname} (was its module loaded from a "
-            "file path?); put it in a module the worker can import."
-        )
-    return f"{module}:{qualname}"
-
-
-def resolve(ref: str) -> Any:
-    """The object named by ``module:qualname``; ModuleNotFoundError/AttributeError if absent."""
-    module_name, sep, qualname = ref.partition(":")
-    if not sep or not module_name or not qualname:
-        raise WireError(f"{ref!r} is not a reference of the form 'module:qualname'.")
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def public_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Storage options without credentials (nested dicts too)."""
-    kept: dict[str, Any] = {}
-    for key, value in options.items():
-        low = str(key).lower()
-        if low in _SECRET_KEYS or any(word in low for word in _SECRET_WORDS):
-            continue
-        kept[key] = public_options(value) if isinstance(value, Mapping) else value
-    return kept
+    """Storage options without credentials (nested dicts too): the worker brings its own."""
+    return public(options)
 
 
 # --- values --------------------------------------------------------------------------------
@@ -230,6 +198,13 @@ class Encoder:
         self.prefix = prefix
         self.allow_pickle = allow_pickle
         self.members: dict[str, bytes] = {}
+        self.modules: set[str] = set()
+        """Modules that references in the encoded values name (what a worker must import)."""
+
+    def _reference(self, obj: Any) -> str:
+        ref = reference(obj)
+        self.modules.add(ref.partition(":")[0])
+        return ref
 
     def _member(self, data: bytes, ext: str) -> str:
         name = f"{self.prefix}/{len(self.members)}.{ext}"
@@ -277,9 +252,9 @@ class Encoder:
                     for f in dataclasses.fields(value)
                     if f.init
                 }
-                return {TAG: "dataclass", "class": reference(type(value)), "fields": fields}
+                return {TAG: "dataclass", "class": self._reference(type(value)), "fields": fields}
             if callable(value):
-                return {TAG: "ref", "ref": reference(value)}
+                return {TAG: "ref", "ref": self._reference(value)}
         except WireError:
             if not self.allow_pickle:
                 raise
@@ -309,9 +284,16 @@ class Encoder:
 class Decoder:
     """Rebuilds values from JSON and the members of a tar read by :func:`read_tar`."""
 
-    def __init__(self, members: Mapping[str, bytes], *, allow_pickle: bool = False) -> None:
+    def __init__(
+        self,
+        members: Mapping[str, bytes],
+        *,
+        allow_pickle: bool = False,
+        resolver: Resolver = resolve_loaded,
+    ) -> None:
         self.members = members
         self.allow_pickle = allow_pickle
+        self.resolver = resolver
 
     def _member(self, encoded: dict[str, Any]) -> bytes:
         name = encoded.get("member")
@@ -354,17 +336,17 @@ class Decoder:
 
             return pd.read_parquet(io.BytesIO(self._member(encoded)))
         if kind == "ref":
-            return resolve(encoded["ref"])
+            return self.resolver(encoded["ref"], "ref")
         if kind == "dataclass":
-            cls = resolve(encoded["class"])
+            cls = self.resolver(encoded["class"], "dataclass")
             if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
                 raise WireError(f"{encoded['class']!r} named in the wire tar is not a dataclass.")
             return cls(**{k: self.decode(v) for k, v in encoded["fields"].items()})
         if kind == "pickle":
             if not self.allow_pickle:
                 raise WireError(
-                    f"The wire tar holds a pickled value ({encoded.get('member')!r}) but the "
-                    "call did not opt in with allow_pickle; nothing was unpickled."
+                    f"The wire tar holds a pickled value ({encoded.get('member')!r}) but pickle "
+                    "is not allowed here (a worker needs --allow-pickle); nothing was unpickled."
                 )
             import cloudpickle
 
@@ -433,7 +415,7 @@ def decode_error(error: Mapping[str, Any], fallback: type[Exception]) -> BaseExc
     args = error.get("args")
     rebuilt: BaseException | None = None
     try:
-        cls = resolve(ref)
+        cls = resolve_loaded(ref)
         if isinstance(cls, type) and issubclass(cls, BaseException):
             rebuilt = cls(*args) if isinstance(args, list) else cls(message)
     except Exception:  # noqa: S110 - any failure to rebuild falls back below
@@ -460,5 +442,7 @@ __all__ = [
     "read_tar",
     "reference",
     "resolve",
+    "resolve_loaded",
+    "split_reference",
     "write_tar",
 ]

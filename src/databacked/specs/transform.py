@@ -17,9 +17,13 @@ filled like a command's placeholders. A non-dict value needs ``output.target``.
 
 ``cmd: [...]`` runs without a shell. Placeholders ``{input_dir}``, ``{output_dir}``,
 ``{datum}``, ``{group}``, named captures (``{plate}``) and numbered ones (``{1}``) are filled
-in; the same values are in the environment as ``DATABACKED_INPUT_DIR``,
-``DATABACKED_OUTPUT_DIR``, ``DATABACKED_DATUM``, ``DATABACKED_GROUP``, ``DATABACKED_<NAME>``.
-A non-zero exit (not in ``accept_return_code``) fails the datum with its stderr tail.
+in, each argument staying one argv element whatever the value holds; the same values are in
+the environment as ``DATABACKED_INPUT_DIR``, ``DATABACKED_OUTPUT_DIR``, ``DATABACKED_DATUM``,
+``DATABACKED_GROUP``, ``DATABACKED_<NAME>`` and ``DATABACKED_<N>``. Values come from file
+names, so in ``stdin:`` lines (shell code) they are shell-quoted (``shlex.quote``): a file
+named ``$(rm -rf ~)`` is a name, never a command. A symlink the command leaves in
+``output_dir`` that points outside it is refused. A non-zero exit (not in
+``accept_return_code``) fails the datum with its stderr tail.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -174,7 +179,7 @@ def upload(
     format of their extension, else ``"file"``.
     """
     records = {}
-    for local in sorted(p for p in output_dir.rglob("*") if p.is_file()):
+    for local in _output_files(output_dir, pipeline):
         rel = local.relative_to(output_dir).as_posix()
         written = store.put_file(f"{pipeline}/{rel}", local)
         fmt = format_for_path(rel)
@@ -187,6 +192,30 @@ def upload(
             stamp=written.stamp,
         )
     return records
+
+
+def _output_files(output_dir: Path, pipeline: str) -> list[Path]:
+    """The files under ``output_dir``, sorted; a symlink pointing out of it is a SpecError, so
+    a transform cannot smuggle ``/etc/passwd`` or the worker's keys into the store."""
+    root = output_dir.resolve()
+    found = []
+    for folder, dirs, names in os.walk(output_dir):
+        for name in [*dirs, *names]:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                if name in names:
+                    found.append(path)
+                continue
+            target = path.resolve()
+            if target != root and root not in target.parents:
+                raise SpecError(
+                    f"pipeline '{pipeline}': the transform left a symlink "
+                    f"{path.relative_to(output_dir).as_posix()!r} pointing outside its output "
+                    f"folder (to {os.readlink(path)!r}); write files, not links to elsewhere."
+                )
+            if target.is_file():
+                found.append(path)  # a link inside output_dir: upload the bytes it names
+    return sorted(found)
 
 
 def fill(text: str, values: Mapping[str, str]) -> str:
@@ -270,9 +299,11 @@ def _run_cmd(task: DatumTask, input_dir: Path, output_dir: Path) -> tuple[str, s
         DATABACKED_DATUM=task.datum,
     )
     for name, value in task.values.items():
-        if not name.isdigit():
-            env[f"DATABACKED_{name.upper()}"] = value
-    stdin = "".join(fill(line, values) + "\n" for line in task.stdin) if task.stdin else None
+        # Captures reach the command as data too: "$DATABACKED_WELL" needs no quoting rules.
+        env[f"DATABACKED_{name.upper()}"] = value
+    # stdin lines are shell code: a value (a file name) goes in as one quoted word.
+    quoted = {name: shlex.quote(value) for name, value in values.items()}
+    stdin = "".join(fill(line, quoted) + "\n" for line in task.stdin) if task.stdin else None
     if task.container is not None:  # the same command, inside the spec's image
         argv, env = task.container.wrap(argv, env, task, input_dir, output_dir)
     try:

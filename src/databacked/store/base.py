@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from databacked.errors import DatabackedError
+from databacked.secrets import redact_text
 
 Durability = Literal["batch", "fsync", "none"]
 STAGING_PREFIX = ".databacked-tmp-"
@@ -108,7 +108,7 @@ def retrying(fn: Callable[[], _T], *, attempts: int = 5, max_wait: float = 4.0) 
 
 def _redact(url: str) -> str:
     # user:secret@host in a URL must never reach a message or a log.
-    return re.sub(r"://[^/@]*@", "://***@", url)
+    return redact_text(url)
 
 
 def _mtime_ns(info: dict[str, Any]) -> int | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from databacked.engine.step import step
 from databacked.errors import ExecutorError
 from databacked.executors.base import Executor, ItemFailed, split_batch
 
@@ -31,22 +32,28 @@ class ContractError(ValueError):
     """A user-defined exception type that must come back as itself."""
 
 
+# Steps, not plain functions: a remote worker runs only what @step made (DESIGN section 11).
+@step
 def add(a: int, b: int) -> int:
     return a + b
 
 
+@step
 def fail(message: str) -> None:
     raise ContractError(message)
 
 
+@step
 def divide(a: float, b: float) -> float:
     return a / b
 
 
+@step
 def worker_pid() -> int:
     return os.getpid()
 
 
+@step
 def echo(value: Any) -> Any:
     return value
 

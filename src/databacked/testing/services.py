@@ -12,9 +12,12 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from databacked.secrets import redact_text
 
 POSTGRES_VAR = "DATABACKED_TEST_POSTGRES_URL"
 MYSQL_VAR = "DATABACKED_TEST_MYSQL_URL"
@@ -30,7 +33,19 @@ def unavailable(reason: str) -> None:
     """Skip locally; fail under CI=true, where every service must be there."""
     if in_ci():
         pytest.fail(f"{reason} (CI=true: a missing service is a failure)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require(module: str, extra: str) -> Any:
+    """The imported ``module`` of an optional extra; skipped locally when it is missing, a
+    failure under CI=true (what ``pytest.importorskip`` would silently skip)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        unavailable(f"{module} is not installed ({exc}); pip install 'databacked[{extra}]'")
+        raise  # unreachable: unavailable() skips or fails
 
 
 def service_url(var: str) -> str:
@@ -66,11 +81,7 @@ def _host_port(url: str) -> tuple[str, int]:
 
 
 def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    return redact_text(url)
 
 
 @contextmanager

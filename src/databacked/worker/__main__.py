@@ -1,0 +1,7 @@
+"""``python -m databacked.worker``: see :mod:`databacked.worker`."""
+
+import sys
+
+from databacked.worker import main
+
+sys.exit(main())
