@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from databacked.config import load_settings
-from databacked.engine import provenance
+from databacked.engine import lossy, provenance
 from databacked.engine.events import CallEvent
 from databacked.engine.graph import Handle, MapResult
 from databacked.engine.keys import is_project_local
@@ -132,6 +132,7 @@ def run(
     )
     try:
         traced = pipe.trace(*args, **kwargs)
+        lossy.check_graph(traced.graph)
         steps = {id(n.step): n.step for n in traced.graph.nodes}.values()
         if getattr(executor_obj, "name", "") != "inline":
             _pickle_by_value(steps)
@@ -180,6 +181,7 @@ def plan(
     store_obj, catalog_obj, own_catalog = _open(store, catalog, settings)
     try:
         traced = pipe.trace(*args, **kwargs)
+        lossy.check_graph(traced.graph)
         scheduler = Scheduler(
             traced.graph, store_obj, catalog_obj, None, verify=bool(settings.verify), dry_run=True
         )

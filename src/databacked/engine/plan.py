@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from databacked.engine import keys
+from databacked.engine import keys, lossy
 from databacked.engine.files import FileHasher
 from databacked.engine.graph import CallNode, Handle, MapResult, has_handles
 from databacked.engine.worker import InputSpec, OutputSpec
@@ -170,6 +170,7 @@ def compute_key(state: CallState, states: dict[int, CallState], hasher: FileHash
         if has_handles(value):
             if isinstance(value, Handle):
                 spec = _input(value, states)
+                _check_lossy(step, name, value, states)
                 state.inputs[name] = spec
                 state.input_hashes[name] = [spec.hash]
             else:
@@ -180,6 +181,8 @@ def compute_key(state: CallState, states: dict[int, CallState], hasher: FileHash
                         "other values in one list; pass them as separate arguments."
                     )
                 specs = tuple(_input(h, states) for h in handles)
+                for handle in handles:
+                    _check_lossy(step, name, handle, states)
                 state.inputs[name] = specs
                 state.input_hashes[name] = [s.hash for s in specs]
             state.upstream_ran |= any(states[d.id].status == "ran" for d in _call_deps(value))
@@ -230,6 +233,14 @@ def _input(handle: Handle, states: dict[int, CallState]) -> InputSpec:
         return InputSpec(hash=digest, value=value)
     record = up.records[name]
     return InputSpec(hash=record.hash, path=record.path, format=_format_spec(record))
+
+
+def _check_lossy(step: Any, arg: str, handle: Handle, states: dict[int, CallState]) -> None:
+    upstream = handle.node.step
+    if upstream.persist:
+        output = handle.output or upstream.output_names[0]
+        record = states[handle.node.id].records.get(output)
+        lossy.check_input(step, arg, upstream, output, record)
 
 
 def _format_spec(record: Any) -> dict[str, Any] | None:
