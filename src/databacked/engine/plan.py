@@ -100,6 +100,8 @@ def render_targets(state: CallState, store: Any) -> None:
         else:
             rendered = str(template(**state.node.args))
         state.targets[name] = _checked(store, step.name, rendered)
+        if step.formats.get(name) is None:
+            check_extension(step.name, state.targets[name])
 
 
 def _checked(store: Any, step: str, rendered: str) -> str:
@@ -119,6 +121,36 @@ def _checked(store: Any, step: str, rendered: str) -> str:
             f"Target {rendered!r} of step {step!r} leaves the store; "
             "use a relative path without '..'."
         ) from exc
+
+
+_KNOWN: dict[str, bool] = {}
+"""Final name parts (".ome.tiff", ".png") already found to have a format."""
+
+
+def check_extension(step: str, path: str) -> None:
+    """A target whose extension no format writes is an error now, not ``.npy`` bytes later
+    under a name ``db.load`` refuses."""
+    from databacked.errors import UnknownFormatError
+    from databacked.formats.registry import OPT_IN_EXTENSIONS, format_for_path
+
+    name = path.rsplit("/", 1)[-1].lower()
+    ext = name[name.find(".") :] if "." in name else ""
+    if ext and _KNOWN.get(ext):
+        return
+    if ext and format_for_path(name) is not None:
+        _KNOWN[ext] = True
+        return
+    why = (
+        "is a pickle file, which is never written by default"
+        if name.endswith(OPT_IN_EXTENSIONS)
+        else f"has {'the extension ' + repr(ext) if ext else 'no extension'}, which no "
+        "databacked format writes"
+    )
+    raise UnknownFormatError(
+        f"Target {path!r} of step {step!r} {why}; give the step format= (for example "
+        "format=db.Npy() or format=db.Pickle()) or end the target with a known extension "
+        "(.ome.tiff, .ome.zarr, .tif, .png, .csv, .parquet, .json, .npy)."
+    )
 
 
 def check_conflicts(states: list[CallState], seen: dict[str, CallState]) -> None:
