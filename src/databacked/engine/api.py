@@ -6,6 +6,7 @@ patching internals); what is not given comes from ``databacked.config.load_setti
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from databacked.engine.pipeline import as_pipeline
 from databacked.engine.plan import CallState
 from databacked.engine.scheduler import Scheduler
 from databacked.errors import StepFailed
+
+log = logging.getLogger("databacked.engine.api")
 
 CALL_COLUMNS = ["step", "key", "status", "reason", "seconds", "outputs", "error"]
 PLAN_COLUMNS = ["step", "key", "status", "reason", "target"]
@@ -37,8 +40,15 @@ class RunResult:
 
     @property
     def value(self) -> Any:
-        """The pipeline's return value, step results as Artifacts (or in-memory values)."""
+        """The pipeline's return value, step results as Artifacts (or in-memory values).
+
+        Raises ``StepFailed`` when a call behind it failed or was skipped.
+        """
         return _resolve(self._value, {s.node.id: s for s in self._states}, self.store)
+
+    def failures(self) -> list[CallState]:
+        """The failed calls, in the order they were planned."""
+        return [s for s in self._states if s.status == "failed"]
 
     @property
     def calls(self) -> Any:
@@ -92,6 +102,18 @@ class RunResult:
     def __repr__(self) -> str:
         return f"<RunResult {'ok' if self.ok else 'failed'}: {self.summary()}>"
 
+    def _log_failures(self, pipeline: str) -> None:
+        """One line for a notebook or script, where nobody reads ``result.ok``."""
+        failed = self.failures()
+        if failed:
+            log.warning(
+                "Run %s of %s: %s; `result.calls` lists every error, `databacked show KEY` "
+                "a traceback.",
+                self.run_id[:8],
+                pipeline,
+                self.summary(),
+            )
+
 
 @dataclass
 class PlanResult:
@@ -112,9 +134,11 @@ def run(
     workers: int | None = None,
     verify: bool | None = None,
     progress: Callable[[CallEvent], None] | None = None,
+    raise_on_failure: bool = False,
     **kwargs: Any,
 ) -> RunResult:
-    """Run a pipeline: only new or changed calls compute. Returns even when calls failed.
+    """Run a pipeline: only new or changed calls compute. Returns even when calls failed
+    (logging one line about them), unless ``raise_on_failure=True``: then ``StepFailed``.
 
     ``store``/``catalog``/``executor``: URL strings or objects; None -> configuration.
     """
@@ -162,6 +186,10 @@ def run(
             raise
         result = RunResult(run_id, traced.value, states, store_obj)
         catalog_obj.finish_run(run_id, "ok" if result.ok else "failed", result.counts())
+        if raise_on_failure:
+            result.raise_for_status()
+        if progress is None:  # the CLI (a progress callback) prints its own summary
+            result._log_failures(pipe.name)
         return result
     finally:
         if own_executor:
@@ -244,22 +272,72 @@ def _resolve(value: Any, states: dict[int, CallState], store: Any) -> Any:
     if isinstance(value, Handle):
         state = states[value.node.id]
         name = value.output or state.step.output_names[0]
+        if state.status not in ("ran", "cached"):
+            raise _not_computed(state, states)
         if not state.step.persist:
             return state.value[name] if state.step.multi and value.output else state.value
-        if state.status not in ("ran", "cached"):
-            return None
         if state.step.multi and value.output is None:
             return {n: _artifact(store, r) for n, r in state.records.items()}
         return _artifact(store, state.records[name])
     if isinstance(value, MapResult):
         if value.expand is not None and value.expand.children is None:
-            return None  # the list to fan out over was never produced (an upstream failed)
+            # the list to fan out over was never produced (an upstream failed)
+            raise _not_computed(None, states, value.expand.step.name)
         return [_resolve(h, states, store) for h in value.handles()]
     if isinstance(value, list | tuple):
         return type(value)(_resolve(v, states, store) for v in value)
     if isinstance(value, dict):
-        return {k: _resolve(v, states, store) for k, v in value.items()}
+        resolved: dict[Any, Any] = {}
+        failed: dict[Any, StepFailed] = {}
+        for k, v in value.items():
+            try:
+                resolved[k] = _resolve(v, states, store)
+            except StepFailed as exc:
+                resolved[k], failed[k] = None, exc
+        return PartialValue(resolved, failed) if failed else resolved
     return value
+
+
+class PartialValue(dict):  # type: ignore[type-arg]
+    """A pipeline's dict value when some entries failed: those raise ``StepFailed`` when
+    read (``value["summary"]``), the others are there as usual."""
+
+    def __init__(self, values: dict[Any, Any], failed: dict[Any, StepFailed]) -> None:
+        super().__init__(values)
+        self.failed = failed
+
+    def __getitem__(self, key: Any) -> Any:
+        if key in self.failed:
+            raise self.failed[key]
+        return super().__getitem__(key)
+
+
+def _not_computed(
+    state: CallState | None, states: dict[int, CallState], step: str = ""
+) -> StepFailed:
+    """Why a value is not there: its call failed, or it was skipped after another failed."""
+    failed = state if state is not None and state.status == "failed" else None
+    if failed is None:
+        failed = next((s for s in states.values() if s.status == "failed"), None)
+    step = state.step.name if state is not None else step
+    if failed is None:
+        return StepFailed(
+            f"Step {step!r} has no value: it did not run; look at `result.calls`.", step=step
+        )
+    error_type, _, message = failed.error.partition(": ")
+    because = (
+        f"its call failed ({failed.error})"
+        if failed is state
+        else f"it was skipped because step {failed.step.name!r} failed ({failed.error})"
+    )
+    return StepFailed(
+        f"Step {step!r} has no value: {because}; see `databacked show {failed.key[:12]}` "
+        "for the traceback, fix it and run again (finished calls stay cached).",
+        step=failed.step.name,
+        key=failed.key,
+        error_type=error_type,
+        error_message=message,
+    )
 
 
 def _artifact(store: Any, record: Any) -> Any:
