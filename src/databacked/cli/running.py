@@ -36,7 +36,8 @@ ParamOption = Annotated[
         "--param",
         "-p",
         metavar="NAME=VALUE",
-        help="A pipeline parameter NAME=VALUE (JSON if it parses); repeatable.",
+        help="A pipeline parameter NAME=VALUE, converted by its annotation (a DataFrame "
+        "from a CSV/Parquet/Excel path, int, float, bool, Path, list, JSON); repeatable.",
     ),
 ]
 PLAN_ROWS = 50
