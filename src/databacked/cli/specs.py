@@ -130,18 +130,24 @@ def schema() -> None:
 
 @spec_app.command("check")
 def check(pipelines: SpecsArgument) -> None:
-    """Validate specs: one error sentence with file and line, or what each pipeline reads."""
+    """Validate specs: the YAML, then that each transform imports with a fitting signature
+    (a cmd not on PATH is a warning); one error sentence with file and line."""
+    from databacked.specs.checks import check_transform
     from databacked.specs.graph import spec_order
-    from databacked.specs.loading import load_specs
+    from databacked.specs.loading import load_specs, project_folder
 
     specs = spec_order(load_specs(pipelines))
+    project = project_folder(pipelines)
     for spec in specs:
+        notes = check_transform(spec, project)
         console.print(
             f"[green]ok[/green] {spec.pipeline} ({spec.origin}): reads "
             f"{', '.join(spec.input_repos())}",
             highlight=False,
             soft_wrap=True,
         )
+        for note in notes:
+            err_console.print(f"[yellow]Warning:[/yellow] {note}", highlight=False, soft_wrap=True)
         for note in spec.notes():
             console.print(f"  note: {note}", highlight=False, soft_wrap=True)
 
@@ -167,7 +173,7 @@ def run(
             executor=config.executor,
             workers=config.workers,
         )
-    console.print(_counts_table(result.counts()))
+    _print_counts(result)
     _print_run(result)
     if not result.ok:
         raise typer.Exit(1)
@@ -187,6 +193,9 @@ def plan(
     config = settings(store=store, catalog=catalog)
     with open_catalog(config) as cat, _warnings_as_notes():
         result = plan_specs(pipelines, store=open_store(config), catalog=cat)
+    if not result.rows:
+        _print_counts(result)
+        return
     table = Table(title=f"Plan: {len(result.rows)} datums")
     for column in ("pipeline", "datum", "attributes", "status", "reason"):
         table.add_column(column)
@@ -196,7 +205,7 @@ def plan(
     console.print(table)
     if len(result.rows) > limit:
         console.print(f"... {len(result.rows) - limit} more datums (--limit to list more).")
-    console.print(_counts_table(result.counts()))
+    _print_counts(result)
 
 
 @spec_app.command("status")
@@ -219,6 +228,9 @@ def status(
         state = "failed" if row.reason == "previously failed" else row.status
         per = counts.setdefault(row.pipeline, {})
         per[state] = per.get(state, 0) + 1
+    if not counts:
+        _print_counts(result)
+        return
     console.print(_counts_table(counts))
     for row in failed:
         error = one_line(errors[row.key].error_message) if row.key in errors else "?"
@@ -227,6 +239,19 @@ def status(
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _print_counts(result: Any) -> None:
+    """The datums per pipeline, or one sentence when there are none (never an empty table)."""
+    if result.rows:
+        console.print(_counts_table(result.counts()))
+        return
+    console.print(
+        "No datums yet: no input file matches a glob of these specs (see the warnings); "
+        "they run when matching files arrive.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _counts_table(counts: dict[str, dict[str, int]]) -> Table:
