@@ -30,6 +30,7 @@ from databacked.catalog.records import (
     ArtifactRow,
     CallRecord,
     CallRow,
+    InputRef,
     LeaseRow,
     LineageRow,
     RunRow,
@@ -184,6 +185,11 @@ class Catalog:
             lambda c: calls.record_artifacts(c, store_url, records),
             write=True,
         )
+
+    def inputs_of(self, keys: Iterable[str]) -> dict[str, dict[str, list[InputRef]]]:
+        """Completed calls' inputs: key -> argument name -> refs (why a call re-runs)."""
+        keys = list(keys)
+        return self._run("look up call inputs", lambda c: queries.inputs_of(c, keys))
 
     def calls_of_run(self, run_id: str) -> list[CallRow]:
         """Calls completed by a run and its failed/skipped attempts, by start time."""
