@@ -115,12 +115,13 @@ def plan(
     store: StoreOption = None,
     catalog: CatalogOption = None,
     limit: Annotated[int, typer.Option(help="Most call rows to list.")] = PLAN_ROWS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show what a run would do: each call cached, to run or waiting, and why."""
     if is_spec_reference(reference):
         from databacked.cli import specs
 
-        specs.plan(Path(reference), store=store, catalog=catalog, limit=limit)
+        specs.plan(Path(reference), store=store, catalog=catalog, limit=limit, as_json=as_json)
         return
     params = parse_params(param)
     config = settings(store=store, catalog=catalog)
@@ -131,6 +132,12 @@ def plan(
     with open_catalog(config) as cat:
         result = db.plan(pipeline, store=open_store(config), catalog=cat, **params)
     calls = result.calls
+    if as_json:
+        from databacked.cli.browse import print_json
+
+        rows = [{k: _text(v) or None for k, v in row.items()} for row in calls.to_dict("records")]
+        print_json({"calls": rows, "counts": result.counts()})
+        return
     table = Table(title=f"Plan: {len(calls)} calls")
     for column in ("step", "key", "status", "reason", "target"):
         table.add_column(column)

@@ -186,6 +186,7 @@ def plan(
     store: StoreOption = None,
     catalog: CatalogOption = None,
     limit: Annotated[int, typer.Option(help="Most datum rows to list.")] = PLAN_ROWS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show each datum as new / changed / cached / waiting / removed, and why."""
     from databacked.specs.runner import plan_specs
@@ -193,6 +194,26 @@ def plan(
     config = settings(store=store, catalog=catalog)
     with open_catalog(config) as cat, _warnings_as_notes():
         result = plan_specs(pipelines, store=open_store(config), catalog=cat)
+    if as_json:
+        from databacked.cli.browse import print_json
+
+        print_json(
+            {
+                "datums": [
+                    {
+                        "pipeline": r.pipeline,
+                        "datum": r.datum,
+                        "key": r.key,
+                        "status": r.status,
+                        "reason": r.reason,
+                        "attributes": r.attributes,
+                    }
+                    for r in result.rows
+                ],
+                "counts": result.counts(),
+            }
+        )
+        return
     if not result.rows:
         _print_counts(result)
         return

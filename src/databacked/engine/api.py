@@ -76,6 +76,15 @@ class RunResult:
             out[status] += 1
         return out
 
+    def step_counts(self) -> dict[str, dict[str, int]]:
+        """Calls per step and status (cached calls too, which a run records no row for)."""
+        out: dict[str, dict[str, int]] = {}
+        for s in self._states:
+            status = s.status if s.status in ("ran", "cached", "failed") else "skipped"
+            per = out.setdefault(s.step.name, {})
+            per[status] = per.get(status, 0) + 1
+        return out
+
     def summary(self) -> str:
         counts = self.counts()
         text = ", ".join(f"{n} {status}" for status, n in counts.items())
@@ -185,7 +194,8 @@ def run(
             catalog_obj.finish_run(run_id, "error", {})
             raise
         result = RunResult(run_id, traced.value, states, store_obj)
-        catalog_obj.finish_run(run_id, "ok" if result.ok else "failed", result.counts())
+        summary = {**result.counts(), "steps": result.step_counts()}
+        catalog_obj.finish_run(run_id, "ok" if result.ok else "failed", summary)
         if raise_on_failure:
             result.raise_for_status()
         if progress is None:  # the CLI (a progress callback) prints its own summary
