@@ -115,7 +115,8 @@ def load_pipeline(reference: str) -> Any:
     except AttributeError:
         found = sorted(n for n, v in vars(module).items() if _is_pipeline(v))
         hint = f"; pipelines found there: {', '.join(found)}" if found else ""
-        raise ConfigError(f"{where} defines no {name!r}{hint}.") from None
+        close = did_you_mean(name, found or [n for n in vars(module) if not n.startswith("_")])
+        raise ConfigError(f"{where} defines no {name!r}{close}{hint}.") from None
 
 
 def _looks_like_file(where: str) -> bool:
