@@ -312,7 +312,7 @@ def plate_screen_demo(
         catalog = f"sqlite:///{folder / '.databacked' / 'catalog.db'}"
     the_store.put_bytes("raw/README.txt", b"Images arrive here: <plate>/<well>_s<site>_w<c>.tif\n")
     plates = ("plate1", "plate2")
-    stop, arrived = threading.Event(), threading.Event()
+    stop, arrived, finished = threading.Event(), threading.Event(), threading.Event()
     last_run = [0.0]
 
     def generate() -> None:
@@ -326,6 +326,7 @@ def plate_screen_demo(
         reports = [f"plate_report/{p}/plot.png" for p in plates]
         while not stop.wait(0.2):
             if last_run[0] > done_at and all(map(the_store.exists, reports)):
+                finished.set()
                 stop.set()
 
     def on_run(result: Any) -> None:
@@ -357,21 +358,50 @@ def plate_screen_demo(
         stop.set()
         for thread in threads:
             thread.join()
-    frame = plate_screen.results(the_store, plate="plate1")
-    table = Table(title="measure/plate1 as a DataFrame (databacked.examples.plate_screen.results)")
-    for column in frame.columns:
-        table.add_column(str(column))
-    for row in frame.head(12).itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+    _report_screen(the_store, plates, catalog, complete=finished.is_set())
+
+
+def _report_screen(the_store: Any, plates: tuple[str, ...], catalog: str, complete: bool) -> None:
+    """What the screen produced; after Ctrl-C only what exists, and exit 130."""
+    from databacked.examples import plate_screen
+
+    measured = [p for p in plates if next(iter(the_store.list(f"measure/{p}")), None)]
+    if measured:
+        frame = plate_screen.results(the_store, plate=measured[0])
+        table = Table(
+            title=f"measure/{measured[0]} as a DataFrame "
+            "(databacked.examples.plate_screen.results)"
+        )
+        for column in frame.columns:
+            table.add_column(str(column))
+        for row in frame.head(12).itertuples(index=False):
+            table.add_row(*(str(v) for v in row))
+        console.print(table)
     for plate in plates:
+        made = [
+            name
+            for name in ("summary.csv", "plot.png")
+            if the_store.exists(f"plate_report/{plate}/{name}")
+        ]
+        if made:
+            console.print(
+                f"Report: {the_store.uri(f'plate_report/{plate}/{made[0]}')}"
+                + (f", {', '.join(made[1:])}" if made[1:] else ""),
+                highlight=False,
+                soft_wrap=True,
+            )
+    if measured:
         console.print(
-            f"Report: {the_store.uri(f'plate_report/{plate}/summary.csv')}, plot.png",
+            f"Query it: databacked ls measure/{measured[0]} --store {the_store.url} "
+            f"--catalog {catalog}",
             highlight=False,
             soft_wrap=True,
         )
-    console.print(
-        f"Query it: databacked ls measure/plate1 --store {the_store.url} --catalog {catalog}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if not complete:
+        err_console.print(
+            "[yellow]Interrupted[/yellow] before every plate was reported; what is listed "
+            "above exists. Run the demo again to go on (finished datums stay cached).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130)
