@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from databacked.engine import keys, lossy
@@ -201,7 +201,7 @@ def compute_key(state: CallState, states: dict[int, CallState], hasher: FileHash
     for name, value in state.node.args.items():
         if has_handles(value):
             if isinstance(value, Handle):
-                spec = _input(value, states)
+                spec = _as_file(step, name, _input(value, states))
                 _check_lossy(step, name, value, states)
                 state.inputs[name] = spec
                 state.input_hashes[name] = [spec.hash]
@@ -212,7 +212,7 @@ def compute_key(state: CallState, states: dict[int, CallState], hasher: FileHash
                         f"Argument {name!r} of step {step.name!r} mixes step results with "
                         "other values in one list; pass them as separate arguments."
                     )
-                specs = tuple(_input(h, states) for h in handles)
+                specs = tuple(_as_file(step, name, _input(h, states)) for h in handles)
                 for handle in handles:
                     _check_lossy(step, name, handle, states)
                 state.inputs[name] = specs
@@ -265,6 +265,13 @@ def _input(handle: Handle, states: dict[int, CallState]) -> InputSpec:
         return InputSpec(hash=digest, value=value)
     record = up.records[name]
     return InputSpec(hash=record.hash, path=record.path, format=_format_spec(record))
+
+
+def _as_file(step: Any, name: str, spec: InputSpec) -> InputSpec:
+    """A command step's input arrives as a local file path, not as a loaded value."""
+    if spec.path is not None and name in getattr(step, "input_names", ()):
+        return replace(spec, format={"name": "local-file"})
+    return spec
 
 
 def _check_lossy(step: Any, arg: str, handle: Handle, states: dict[int, CallState]) -> None:
