@@ -17,8 +17,11 @@ import base64
 import contextlib
 import gzip
 import io
+import logging
 import os
 import threading
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from queue import Empty, SimpleQueue
@@ -35,6 +38,8 @@ from databacked.executors.wire import (
     Limits,
     resolve,
 )
+
+log = logging.getLogger("databacked.executors.celery")
 
 TASK = "databacked.run_wire"
 """The one Celery task: a base64 call tar in, ``{"answer": base64 tar}`` or ``{"refused": ...}``."""
@@ -125,8 +130,15 @@ def check_broker(app: Celery, url: str, timeout: float = 4.0) -> None:
         ) from exc
 
 
-def run_wire(payload: str) -> dict[str, str]:
-    """The task body on a worker: decode the call tar, serve it, encode the answer tar."""
+def run_wire(payload: str, driver: str | None = None) -> dict[str, str]:
+    """The task body on a worker: decode the call tar, serve it, encode the answer tar.
+
+    A call whose driver is gone (interrupted, finished, killed) is dropped unrun: nobody
+    would record its result, and it would rewrite outputs behind the user's back.
+    """
+    if driver and not driver_alive(_current_app(), driver):
+        log.warning("Dropped a call of driver %s, which is gone; nothing was written.", driver)
+        return {"refused": DROPPED}
     serve = resolve(_SERVE)
     try:
         tar = base64.b64decode(payload, validate=True)
@@ -138,6 +150,76 @@ def run_wire(payload: str) -> dict[str, str]:
         # A malformed call is answered, not raised: Celery would serialise the exception.
         return {"refused": " ".join(str(exc).split())}
     return {"answer": _pack(answer)}
+
+
+DROPPED = "dropped unrun: the driver that sent it is gone (interrupted or finished)"
+DRIVER_TTL = 30.0
+"""Seconds a Redis driver key lives without renewal (renewed every third of it)."""
+
+
+def driver_name(driver: str) -> str:
+    """The queue (AMQP) or backend key (Redis) that exists exactly while a driver lives."""
+    return f"databacked.driver.{driver}"
+
+
+def driver_alive(app: Celery, driver: str) -> bool:
+    """Is the driver that sent a call still there? AMQP: its exclusive queue exists (the
+    broker deletes it with the driver's connection); Redis: its key has not expired."""
+    try:
+        if _is_redis(app.conf.broker_url or ""):
+            backend = app.backend
+            client = getattr(backend, "client", None)
+            if client is None:
+                return True  # no key-value backend to ask: run it, as before
+            return bool(client.exists(driver_name(driver)))
+        with app.connection_for_write() as conn:
+            channel = conn.channel()
+            try:
+                channel.queue_declare(queue=driver_name(driver), passive=True)
+            except Exception as exc:  # 404: gone; 405 (exclusive to the driver): alive
+                return getattr(exc, "code", None) != 404
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+            return True
+    except Exception:  # the broker itself is unreachable: let the call fail or run normally
+        return True
+
+
+class _Liveness:
+    """What makes ``driver_alive`` true while this driver runs, and false once it stops."""
+
+    def __init__(self, app: Celery, driver: str) -> None:
+        self.app, self.name = app, driver_name(driver)
+        self.redis = _is_redis(app.conf.broker_url or "")
+        self.renewed = 0.0
+        self.conn: Any = None
+        if not self.redis:
+            # An exclusive queue lives exactly as long as this connection: a killed driver's
+            # goes with its TCP connection, with no clock involved.
+            # heartbeat=0: nobody services heartbeats here, and a missed one would close it
+            self.conn = app.connection_for_write(heartbeat=0)
+            channel = self.conn.channel()
+            channel.queue_declare(queue=self.name, exclusive=True, auto_delete=True)
+        self.renew()
+
+    def renew(self) -> None:
+        client = getattr(self.app.backend, "client", None) if self.redis else None
+        now = time.monotonic()
+        if client is not None and now - self.renewed > DRIVER_TTL / 3:
+            with contextlib.suppress(Exception):
+                client.set(self.name, "1", ex=int(DRIVER_TTL))
+                self.renewed = now
+
+    def end(self) -> None:
+        if self.redis:
+            client = getattr(self.app.backend, "client", None)
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.delete(self.name)
+        elif self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
 
 
 class CeleryExecutor(BaseExecutor):
@@ -164,6 +246,7 @@ class CeleryExecutor(BaseExecutor):
         limits: Limits | None = None,
         capture_limit: int = 64 * 1024,
         poll_interval: float = 0.05,
+        no_worker_warning: float = 30.0,
     ) -> None:
         super().__init__()
         url = broker or (broker_url(address) if address else None)
@@ -185,6 +268,15 @@ class CeleryExecutor(BaseExecutor):
             url, backend, queue=queue, task_timeout=task_timeout, connect_timeout=connect_timeout
         )
         check_broker(self.app, url, connect_timeout)
+        self.no_worker_warning = no_worker_warning
+        self.driver = uuid.uuid4().hex
+        try:
+            self._liveness = _Liveness(self.app, self.driver)
+        except Exception as exc:
+            raise ExecutorError(
+                f"The celery executor could not register with the broker at {redact(url)}: "
+                f"{exc}; check that it runs."
+            ) from exc
         self._inbox: SimpleQueue[tuple[str, Future[Any], bool] | None] = SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="databacked-celery", daemon=True)
         self._thread.start()
@@ -232,6 +324,8 @@ class CeleryExecutor(BaseExecutor):
         (the ``rpc://`` backend reads replies on the thread that sent the calls)."""
         pending: dict[str, tuple[Any, Future[Any], bool]] = {}
         stopping = False
+        liveness = self._liveness
+        watch = _WorkerWatch(self)
         backend = self.app.backend  # per thread in Celery: this one is the thread's own
         if hasattr(backend, "result_consumer"):
             # Results are read by polling (one MGET for all); a pub/sub subscription per call
@@ -245,18 +339,26 @@ class CeleryExecutor(BaseExecutor):
                     if message is None:
                         stopping = True
                     else:
+                        liveness.renew()  # before a worker can ask about this driver
                         self._send(message, pending)
                     message = self._inbox.get_nowait()
             except Empty:
                 pass
             if stopping:
+                # Queued calls of this run go too: revoked for the workers now listening,
+                # and dropped by any later worker, which finds this driver gone.
+                liveness.end()
+                self._revoke(list(pending))
                 for result, future, _ in pending.values():
                     future.cancel() or future.set_exception(_closed())
                     _forget(result)
                 pending.clear()
                 break
+            liveness.renew()
             if pending:
+                collected = len(pending)
                 self._collect(pending)
+                watch.check(bool(pending), collected > len(pending))
 
     def _send(
         self, message: tuple[str, Future[Any], bool], pending: dict[str, tuple[Any, Future, bool]]
@@ -265,7 +367,9 @@ class CeleryExecutor(BaseExecutor):
         if not future.set_running_or_notify_cancel():
             return
         try:
-            result = self.app.send_task(TASK, args=[payload], queue=self.queue)
+            result = self.app.send_task(
+                TASK, args=[payload], kwargs={"driver": self.driver}, queue=self.queue
+            )
         except Exception as exc:
             future.set_exception(
                 ExecutorError(
@@ -333,6 +437,26 @@ class CeleryExecutor(BaseExecutor):
             return item
         return [item if ok else ItemFailed(item, trace) for ok, item, trace in results]
 
+    def _revoke(self, task_ids: list[str]) -> None:
+        if task_ids:
+            with contextlib.suppress(Exception):
+                self.app.control.revoke(task_ids)
+
+    def consumers(self) -> int:
+        """Workers consuming this executor's queue (AMQP: the queue's consumer count)."""
+        if _is_redis(self.broker):
+            replies = self.app.control.inspect(timeout=1.0).active_queues() or {}
+            return sum(
+                any(q.get("name") == self.queue for q in queues) for queues in replies.values()
+            )
+        with self.app.connection_for_write() as conn:
+            channel = conn.channel()
+            try:
+                return int(channel.queue_declare(queue=self.queue, passive=True).consumer_count)
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+
     def _shutdown(self) -> None:
         self._inbox.put(None)
         self._thread.join()
@@ -340,6 +464,52 @@ class CeleryExecutor(BaseExecutor):
 
     def __repr__(self) -> str:
         return f"<CeleryExecutor broker={redact(self.broker)!r} queue={self.queue!r}>"
+
+
+class _WorkerWatch:
+    """Says once, after ``no_worker_warning`` seconds of waiting with no answer, when no
+    worker consumes the queue: else the driver waits silently up to the task timeout."""
+
+    def __init__(self, executor: CeleryExecutor) -> None:
+        self.executor = executor
+        self.since: float | None = None
+        self.done = executor.no_worker_warning <= 0
+
+    def check(self, waiting: bool, answered: bool) -> None:
+        if self.done or answered or not waiting:
+            self.since = None if (answered or not waiting) else self.since
+            self.done = self.done or answered
+            return
+        now = time.monotonic()
+        self.since = self.since or now
+        if now - self.since < self.executor.no_worker_warning:
+            return
+        self.done = True
+        try:
+            found = self.executor.consumers()
+        except Exception:  # the broker hiccuped: say nothing rather than something wrong
+            return
+        if found == 0:
+            ex = self.executor
+            log.warning(
+                "No Celery worker has taken a call from queue %r on %s in %.0f s; start one "
+                "where the data is reachable: databacked worker --broker %s --queue %s",
+                ex.queue,
+                redact(ex.broker),
+                ex.no_worker_warning,
+                redact(ex.broker),
+                ex.queue,
+            )
+
+
+def _is_redis(url: str) -> bool:
+    return url.split("://", 1)[0] in {"redis", "rediss"}
+
+
+def _current_app() -> Celery:
+    from celery import current_app
+
+    return current_app._get_current_object()  # type: ignore[no-any-return]
 
 
 def _pack(tar: bytes) -> str:
@@ -364,10 +534,12 @@ def _forget(result: Any) -> None:
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "DROPPED",
     "TASK",
     "CeleryExecutor",
     "check_broker",
     "create_app",
+    "driver_alive",
     "redact",
     "run_wire",
 ]
