@@ -34,6 +34,19 @@ def loud(n: int = 2):
 @db.pipeline
 def quiet():
     return normalize(xs=shout.map(i=[0, 2]))
+
+@db.step(target="img.png")
+def picture():
+    import numpy as np
+    return np.linspace(0, 1, 64).reshape(8, 8)
+
+@db.step(target="mean.json")
+def mean(image) -> float:
+    return float(image.mean())
+
+@db.pipeline
+def lossy():
+    return mean(image=picture())
 """
 DATABACKED = Path(sys.executable).with_name("databacked")
 
@@ -105,4 +118,14 @@ def test_gc_dry_run_says_what_it_looked_at(project: Path) -> None:
         "Nothing unreferenced to remove in .databacked/objects/; the catalog references 3 "
         "files in this store, 0 of them looked at and kept; files outside it are removed "
         "only with --everywhere."
+    )
+
+
+def test_a_lossy_input_is_one_warning_line(project: Path) -> None:
+    code, out = invoke("run", "pipes.py:lossy", "--executor", "inline")
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if line.startswith("Warning:")]
+    assert len(lines) == 1
+    assert "Step 'mean' reads its input 'image' back from the files step 'picture' wrote" in (
+        lines[0]
     )

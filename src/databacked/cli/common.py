@@ -241,6 +241,21 @@ def did_you_mean(name: str, known: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+@contextmanager
+def warnings_as_notes() -> Iterator[None]:
+    """Warnings (a lossy input, a glob matching nothing yet, a repo not there yet) as one
+    yellow line each on stderr, instead of Python's file:line dump."""
+    import warnings
+
+    def show(message: Any, *_args: Any, **_kwargs: Any) -> None:
+        err_console.print(f"[yellow]Warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # each distinct message once
+        warnings.showwarning = show
+        yield
+
+
 def short(key: str | None, n: int = 12) -> str:
     return (key or "")[:n]
 

@@ -21,6 +21,7 @@ from databacked.cli.common import (
     settings,
     short,
 )
+from databacked.cli.common import warnings_as_notes as notes
 from databacked.cli.progress import StepProgress, counts_from_calls, one_line, summary_table
 
 Reference = Annotated[
@@ -86,7 +87,8 @@ def run(
 
     # Objects, not URLs: the store carries storage options and durability from settings.
     the_store = open_store(config)
-    with open_catalog(config) as cat, StepProgress(console, live=console.is_terminal) as progress:
+    live = console.is_terminal
+    with open_catalog(config) as cat, StepProgress(console, live=live) as progress, notes():
         result = db.run(
             pipeline,
             store=the_store,
@@ -129,7 +131,7 @@ def plan(
     check_params(pipeline, params, reference)
     import databacked as db
 
-    with open_catalog(config) as cat:
+    with open_catalog(config) as cat, notes():
         result = db.plan(pipeline, store=open_store(config), catalog=cat, **params)
     calls = result.calls
     if as_json:

@@ -8,9 +8,6 @@ group validates specs, prints their JSON Schema, and runs or plans them once.
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +23,7 @@ from databacked.cli.common import (
     open_store,
     settings,
     short,
+    warnings_as_notes,
 )
 from databacked.cli.progress import one_line
 
@@ -78,7 +76,7 @@ def watch(
     config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
     the_store = open_store(config)
     console.print(f"Watching {pipelines} over {the_store.url} (Ctrl-C to stop).", highlight=False)
-    with open_catalog(config) as cat, _warnings_as_notes():
+    with open_catalog(config) as cat, warnings_as_notes():
         report = watch_loop(
             pipelines,
             store=the_store,
@@ -92,19 +90,6 @@ def watch(
         )
     totals = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items())) or "nothing"
     console.print(f"Stopped after {report.runs} run(s): {totals}.", highlight=False)
-
-
-@contextmanager
-def _warnings_as_notes() -> Iterator[None]:
-    """Warnings (a glob matching nothing yet, a repo not there yet) as one yellow line each."""
-
-    def show(message: Any, *_args: Any, **_kwargs: Any) -> None:
-        err_console.print(f"[yellow]Warning:[/yellow] {message}", highlight=False, soft_wrap=True)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")  # each distinct message once
-        warnings.showwarning = show
-        yield
 
 
 def _print_run(result: Any) -> None:
@@ -165,7 +150,7 @@ def run(
     from databacked.specs.runner import run_specs
 
     config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
-    with open_catalog(config) as cat, _warnings_as_notes():
+    with open_catalog(config) as cat, warnings_as_notes():
         result = run_specs(
             pipelines,
             store=open_store(config),
@@ -192,7 +177,7 @@ def plan(
     from databacked.specs.runner import plan_specs
 
     config = settings(store=store, catalog=catalog)
-    with open_catalog(config) as cat, _warnings_as_notes():
+    with open_catalog(config) as cat, warnings_as_notes():
         result = plan_specs(pipelines, store=open_store(config), catalog=cat)
     if as_json:
         from databacked.cli.browse import print_json
@@ -240,7 +225,7 @@ def status(
     from databacked.specs.runner import plan_specs
 
     config = settings(store=store, catalog=catalog)
-    with open_catalog(config, create=False) as cat, _warnings_as_notes():
+    with open_catalog(config, create=False) as cat, warnings_as_notes():
         result = plan_specs(pipelines, store=open_store(config), catalog=cat)
         failed = [r for r in result.rows if r.reason == "previously failed"]
         errors = cat.last_failures([r.key for r in failed]) if failed else {}
@@ -343,7 +328,7 @@ def plate_screen_demo(
     for thread in threads:
         thread.start()
     try:
-        with _warnings_as_notes():
+        with warnings_as_notes():
             watch_loop(
                 folder / "pipelines",
                 store=the_store,
