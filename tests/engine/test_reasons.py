@@ -59,3 +59,16 @@ def test_output_rewritten_by_newer_code_is_not_called_modified(
     # bytes changed by hand, with no record explaining them: modified
     (Path(store_url) / "counts" / "a.json").write_text("42")
     assert _reasons(db.run(old.counts, fovs, **where)) == ["output modified"]
+
+
+def test_a_forgotten_call_says_so_rather_than_new(
+    write_module: Callable[[str, str], ModuleType], store_url: str, catalog_db: str, tmp_path: Path
+) -> None:
+    mod = write_module("reasons", STEPS.format(version=1))
+    fovs = {"a": str(tmp_path / "fov_a.txt")}
+    Path(fovs["a"]).write_text("abc")
+    db.run(mod.counts, fovs, store=store_url, catalog=catalog_db, executor="inline")
+    with db.Catalog.open(catalog_db) as cat:
+        assert cat.forget(step="count") == 1
+    plan = db.plan(mod.counts, fovs, store=store_url, catalog=catalog_db)
+    assert list(plan.calls.reason) == ["cache entry forgotten"]

@@ -125,7 +125,8 @@ def _reasons(states: list[CallState], store: Any, catalog: Any) -> None:
             continue
         old = prior.get(previous.get(id(state), ""))
         if old is None:
-            state.reason = "new"
+            # a file the catalog knows, from a call no longer cached: `forget` dropped it
+            state.reason = "cache entry forgotten" if id(state) in previous else "new"
         elif old.fingerprint != state.step.fingerprint:
             state.reason = "code changed"
         elif old.params_hash != state.params_hash:
