@@ -10,7 +10,9 @@ step, the argument and what was lost, before the consumer runs. Annotating the a
 
 from __future__ import annotations
 
+import functools
 import warnings
+import weakref
 from typing import Any
 
 from databacked.engine.graph import CallNode, Graph, Handle, MapResult
@@ -25,7 +27,11 @@ def check_graph(graph: Graph) -> None:
     """Warn for each argument fed by an output whose format loses on every write."""
     seen: set[tuple[str, str, str]] = set()
     for node in graph.nodes:
-        args = node.args if isinstance(node, CallNode) else {**node.sources, **node.consts}
+        args = (
+            node.args
+            if isinstance(node, CallNode)
+            else {**node.sources, **node.statics, **node.consts}
+        )
         for arg, value in args.items():
             for upstream, output in _producers(value):
                 what = static_loss(upstream, output)
@@ -46,8 +52,19 @@ def check_input(step: Any, arg: str, upstream: Any, output: str, record: Any) ->
         warn(step, arg, upstream.name, what)
 
 
+_STATIC: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
 def static_loss(upstream: Any, output: str) -> str:
-    """What the upstream's output format loses on every write ("" when nothing)."""
+    """What the upstream's output format loses on every write ("" when nothing); once per
+    step and output, since a reducer may have a hundred thousand inputs."""
+    known = _STATIC.setdefault(upstream, {})
+    if output not in known:
+        known[output] = _static_loss(upstream, output)
+    return known[output]
+
+
+def _static_loss(upstream: Any, output: str) -> str:
     given = upstream.formats.get(output)
     template = upstream.targets.get(output)
     fmt = _format_of(given)
@@ -83,6 +100,8 @@ def _silenced(step: Any, arg: str) -> bool:
 def _format_of(spec: Any) -> Any:
     if spec is None:
         return None
+    if isinstance(spec, str):
+        return _format_named(spec)
     from databacked.formats.registry import get_format
 
     try:
@@ -91,21 +110,39 @@ def _format_of(spec: Any) -> Any:
         return None
 
 
+@functools.lru_cache(maxsize=64)
+def _format_named(name: str) -> Any:
+    """A record's format by name (records name theirs), looked up once per name."""
+    from databacked.formats.registry import get_format
+
+    try:
+        return get_format(name)
+    except FormatError:
+        return None
+
+
 def _producers(value: Any) -> list[tuple[Any, str]]:
-    """(upstream step, output name) of every handle in an argument value."""
-    if isinstance(value, Handle):
-        step = value.node.step
-        return [(step, value.output or step.output_names[0])]
-    if isinstance(value, MapResult):
-        if value.expand is not None:
-            step = value.expand.step
-            return [(step, step.output_names[0])] if not step.multi else []
-        return [p for h in value.handles() for p in _producers(h)]
-    if isinstance(value, list | tuple):
-        return [p for item in value for p in _producers(item)]
-    if isinstance(value, dict):
-        return [p for item in value.values() for p in _producers(item)]
-    return []
+    """Distinct (upstream step, output name) of the handles in an argument value."""
+    found: dict[tuple[int, str | None], tuple[Any, str]] = {}
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Handle):
+            key = (id(item.node.step), item.output)
+            if key not in found:
+                step = item.node.step
+                found[key] = (step, item.output or step.output_names[0])
+        elif isinstance(item, MapResult):
+            if item.expand is None:
+                stack.extend(item.handles())
+            elif not item.expand.step.multi:
+                step = item.expand.step
+                found.setdefault((id(step), None), (step, step.output_names[0]))
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return list(found.values())
 
 
 __all__ = ["LossyInputWarning", "check_graph", "check_input", "static_loss"]
