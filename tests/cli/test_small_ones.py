@@ -88,9 +88,10 @@ def test_live_output_names_its_call_and_tracebacks_the_users_line(
     lines = (proc.stdout + proc.stderr).splitlines()
     if executor == "processes":  # a subprocess worker's output comes back in its answer
         assert any(line.startswith("[shout ") and "] hello from 0" in line for line in lines)
-    status = json.loads(cli(project, "status", "--json").stdout)
+    status = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)
     (failure,) = status["failures"]
-    call = json.loads(cli(project, "show", failure["key"], "--json").stdout)["call"]
+    shown = CliRunner().invoke(app, ["show", failure["key"], "--json"]).stdout
+    call = json.loads(shown)["call"]
     assert f'{project / "pipes.py"}", line 7, in shout' in call["traceback"]
     assert "<dynamic-code>" not in call["traceback"]
     assert call["stdout"].strip() == "hello from 1"  # the catalog keeps it unprefixed
