@@ -20,7 +20,6 @@ import io
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -33,6 +32,7 @@ from kombu.utils.url import maybe_sanitize_url
 
 from databacked.errors import ExecutorError, WireError
 from databacked.executors.base import BaseExecutor, ItemFailed
+from databacked.executors.lifecycle import DROPPED, Liveness, WorkerWatch, consumers, driver_alive
 from databacked.executors.remote import decode_answer, encode_call
 from databacked.executors.wire import (
     Limits,
@@ -152,76 +152,6 @@ def run_wire(payload: str, driver: str | None = None) -> dict[str, str]:
     return {"answer": _pack(answer)}
 
 
-DROPPED = "dropped unrun: the driver that sent it is gone (interrupted or finished)"
-DRIVER_TTL = 30.0
-"""Seconds a Redis driver key lives without renewal (renewed every third of it)."""
-
-
-def driver_name(driver: str) -> str:
-    """The queue (AMQP) or backend key (Redis) that exists exactly while a driver lives."""
-    return f"databacked.driver.{driver}"
-
-
-def driver_alive(app: Celery, driver: str) -> bool:
-    """Is the driver that sent a call still there? AMQP: its exclusive queue exists (the
-    broker deletes it with the driver's connection); Redis: its key has not expired."""
-    try:
-        if _is_redis(app.conf.broker_url or ""):
-            backend = app.backend
-            client = getattr(backend, "client", None)
-            if client is None:
-                return True  # no key-value backend to ask: run it, as before
-            return bool(client.exists(driver_name(driver)))
-        with app.connection_for_write() as conn:
-            channel = conn.channel()
-            try:
-                channel.queue_declare(queue=driver_name(driver), passive=True)
-            except Exception as exc:  # 404: gone; 405 (exclusive to the driver): alive
-                return getattr(exc, "code", None) != 404
-            finally:
-                with contextlib.suppress(Exception):
-                    channel.close()
-            return True
-    except Exception:  # the broker itself is unreachable: let the call fail or run normally
-        return True
-
-
-class _Liveness:
-    """What makes ``driver_alive`` true while this driver runs, and false once it stops."""
-
-    def __init__(self, app: Celery, driver: str) -> None:
-        self.app, self.name = app, driver_name(driver)
-        self.redis = _is_redis(app.conf.broker_url or "")
-        self.renewed = 0.0
-        self.conn: Any = None
-        if not self.redis:
-            # An exclusive queue lives exactly as long as this connection: a killed driver's
-            # goes with its TCP connection, with no clock involved.
-            # heartbeat=0: nobody services heartbeats here, and a missed one would close it
-            self.conn = app.connection_for_write(heartbeat=0)
-            channel = self.conn.channel()
-            channel.queue_declare(queue=self.name, exclusive=True, auto_delete=True)
-        self.renew()
-
-    def renew(self) -> None:
-        client = getattr(self.app.backend, "client", None) if self.redis else None
-        now = time.monotonic()
-        if client is not None and now - self.renewed > DRIVER_TTL / 3:
-            with contextlib.suppress(Exception):
-                client.set(self.name, "1", ex=int(DRIVER_TTL))
-                self.renewed = now
-
-    def end(self) -> None:
-        if self.redis:
-            client = getattr(self.app.backend, "client", None)
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    client.delete(self.name)
-        elif self.conn is not None:
-            with contextlib.suppress(Exception):
-                self.conn.close()
-
-
 class CeleryExecutor(BaseExecutor):
     """Sends calls to Celery workers through a broker; results come back as JSON.
 
@@ -271,7 +201,7 @@ class CeleryExecutor(BaseExecutor):
         self.no_worker_warning = no_worker_warning
         self.driver = uuid.uuid4().hex
         try:
-            self._liveness = _Liveness(self.app, self.driver)
+            self._liveness = Liveness(self.app, self.driver)
         except Exception as exc:
             raise ExecutorError(
                 f"The celery executor could not register with the broker at {redact(url)}: "
@@ -325,7 +255,7 @@ class CeleryExecutor(BaseExecutor):
         pending: dict[str, tuple[Any, Future[Any], bool]] = {}
         stopping = False
         liveness = self._liveness
-        watch = _WorkerWatch(self)
+        watch = WorkerWatch(self, redact(self.broker))
         backend = self.app.backend  # per thread in Celery: this one is the thread's own
         if hasattr(backend, "result_consumer"):
             # Results are read by polling (one MGET for all); a pub/sub subscription per call
@@ -437,25 +367,14 @@ class CeleryExecutor(BaseExecutor):
             return item
         return [item if ok else ItemFailed(item, trace) for ok, item, trace in results]
 
+    def consumers(self) -> int:
+        """Workers consuming this executor's queue."""
+        return consumers(self.app, self.queue)
+
     def _revoke(self, task_ids: list[str]) -> None:
         if task_ids:
             with contextlib.suppress(Exception):
                 self.app.control.revoke(task_ids)
-
-    def consumers(self) -> int:
-        """Workers consuming this executor's queue (AMQP: the queue's consumer count)."""
-        if _is_redis(self.broker):
-            replies = self.app.control.inspect(timeout=1.0).active_queues() or {}
-            return sum(
-                any(q.get("name") == self.queue for q in queues) for queues in replies.values()
-            )
-        with self.app.connection_for_write() as conn:
-            channel = conn.channel()
-            try:
-                return int(channel.queue_declare(queue=self.queue, passive=True).consumer_count)
-            finally:
-                with contextlib.suppress(Exception):
-                    channel.close()
 
     def _shutdown(self) -> None:
         self._inbox.put(None)
@@ -464,46 +383,6 @@ class CeleryExecutor(BaseExecutor):
 
     def __repr__(self) -> str:
         return f"<CeleryExecutor broker={redact(self.broker)!r} queue={self.queue!r}>"
-
-
-class _WorkerWatch:
-    """Says once, after ``no_worker_warning`` seconds of waiting with no answer, when no
-    worker consumes the queue: else the driver waits silently up to the task timeout."""
-
-    def __init__(self, executor: CeleryExecutor) -> None:
-        self.executor = executor
-        self.since: float | None = None
-        self.done = executor.no_worker_warning <= 0
-
-    def check(self, waiting: bool, answered: bool) -> None:
-        if self.done or answered or not waiting:
-            self.since = None if (answered or not waiting) else self.since
-            self.done = self.done or answered
-            return
-        now = time.monotonic()
-        self.since = self.since or now
-        if now - self.since < self.executor.no_worker_warning:
-            return
-        self.done = True
-        try:
-            found = self.executor.consumers()
-        except Exception:  # the broker hiccuped: say nothing rather than something wrong
-            return
-        if found == 0:
-            ex = self.executor
-            log.warning(
-                "No Celery worker has taken a call from queue %r on %s in %.0f s; start one "
-                "where the data is reachable: databacked worker --broker %s --queue %s",
-                ex.queue,
-                redact(ex.broker),
-                ex.no_worker_warning,
-                redact(ex.broker),
-                ex.queue,
-            )
-
-
-def _is_redis(url: str) -> bool:
-    return url.split("://", 1)[0] in {"redis", "rediss"}
 
 
 def _current_app() -> Celery:
