@@ -68,6 +68,8 @@ _EXPORTS: dict[str, str] = {
     "run": "databacked.engine.api",
     "plan": "databacked.engine.api",
     "RunResult": "databacked.engine.api",
+    "command": "databacked.engine.command",
+    "LossyInputWarning": "databacked.engine.lossy",
     # configuration
     "Settings": "databacked.config",
 }
@@ -87,6 +89,7 @@ __all__ = [
     "FormatError",
     "IntegrityError",
     "Json",
+    "LossyInputWarning",
     "Npy",
     "OmeTiff",
     "OmeZarr",
@@ -108,6 +111,7 @@ __all__ = [
     "UnknownFormatError",
     "WireError",
     "__version__",
+    "command",
     "hash_file",
     "hash_value",
     "load",
@@ -137,6 +141,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from databacked.catalog import Catalog
     from databacked.config import Settings
     from databacked.engine.api import RunResult, plan, run
+    from databacked.engine.command import command
+    from databacked.engine.lossy import LossyInputWarning
     from databacked.engine.pipeline import pipeline
     from databacked.engine.step import step
     from databacked.errors import (

@@ -65,6 +65,10 @@ def _models() -> dict[str, Any]:
         backend: str | None = None
         queue: str = "databacked"
         task_timeout: float = Field(default=24 * 3600, description="Longest a call may take (s).")
+        no_worker_warning: float = Field(
+            default=30.0,
+            description="Seconds without any worker on the queue before the driver says so.",
+        )
 
     class ContainerSettings(BaseModel):
         """How spec ``cmd`` transforms with ``transform.image`` run in a container."""
@@ -167,6 +171,7 @@ _CELERY_DEFAULTS: dict[str, Any] = {
     "backend": None,
     "queue": "databacked",
     "task_timeout": 24 * 3600,
+    "no_worker_warning": 30.0,
 }
 _CONTAINERS_DEFAULTS: dict[str, Any] = {"runtime": "docker", "executable": None}
 _SIMPLE_OVERRIDES: dict[str, type] = {

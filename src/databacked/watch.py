@@ -224,9 +224,9 @@ def _closure(specs: Sequence[Spec], start: set[str], direction: str) -> set[str]
 
 
 def _project(folder: str | os.PathLike[str]) -> Path:
-    path = Path(folder)
-    base = path.parent if path.is_file() else path
-    return (base.parent if base.name == "pipelines" else base).resolve()
+    from databacked.specs.loading import project_folder
+
+    return project_folder(folder)
 
 
 # --- where changes come from ----------------------------------------------------------------

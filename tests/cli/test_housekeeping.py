@@ -134,7 +134,7 @@ def test_gc_command_dry_run_then_real(history: History) -> None:
     assert local(history, ".databacked/objects/crop/orphan.json").exists()
     real = runner.invoke(app, ["gc", *history.flags])
     assert real.exit_code == 0, real.output
-    assert "1 entry removed, 3 B freed" in real.output
+    assert "Removed 1 unreferenced file (3 B) in .databacked/objects/" in real.output
     assert not local(history, ".databacked/objects/crop/orphan.json").exists()
 
 

@@ -97,5 +97,6 @@ def test_artifact_argument_is_hashed_by_content(write_module, tmp_path, store_ur
     assert db.run(mod.from_artifact, same, **where).counts()["cached"] == 1
     changed = db.save(np.arange(1, 5), str(tmp_path / "in" / "a.npy"))
     rerun = db.run(mod.from_artifact, changed, **where)
-    assert rerun.calls.reason[0] == "input changed"
+    assert rerun.calls.reason[0].startswith("input changed: image = ")
+    assert rerun.calls.reason[0].endswith("a.npy")
     assert list(rerun.value.load()) == [2, 4, 6, 8]

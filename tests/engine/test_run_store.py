@@ -157,7 +157,7 @@ def test_helper_edit_reruns_users_comment_does_not(steps, where, log: Path) -> N
     assert sorted(ran(log)) == ["scaled 1", "scaled 2", "total"]
     reasons = dict(zip(edited.calls.step, edited.calls.reason, strict=False))
     assert reasons["scaled"] == "code changed"
-    assert reasons["total"] == "upstream changed"
+    assert reasons["total"].startswith("upstream changed: items[0] = ")
 
 
 def test_comment_reruns_nothing(write_module, where, log: Path) -> None:
@@ -243,7 +243,7 @@ def test_input_file_hashed_by_content(steps, where, tmp_path: Path, log: Path) -
     source.write_text("two")
     result = db.run(mod.reading, str(source), **where)
     assert ran(log) == ["read"]
-    assert result.calls.reason[0] == "input changed"
+    assert result.calls.reason[0] == f"input changed: path = {source}"
 
 
 def test_missing_input_file_is_one_sentence(steps, where, tmp_path: Path) -> None:

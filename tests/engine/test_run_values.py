@@ -228,7 +228,8 @@ def test_dynamic_fan_out_over_a_failed_upstream(write_module, where) -> None:
     result = db.run(mod.failing, 3, executor="inline", **where)
     assert not result.ok
     assert list(result.calls.status) == ["failed"]
-    assert result.value is None
+    with pytest.raises(StepFailed, match="no list today"):
+        _ = result.value
 
 
 def test_dynamic_fan_out_over_a_scalar_is_a_clear_error(write_module, where) -> None:

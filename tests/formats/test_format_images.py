@@ -7,6 +7,7 @@ from typing import Any
 
 import dask
 import dask.array as da
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
@@ -179,15 +180,38 @@ def test_ome_zarr_multiscale_levels(tmp_path: Path) -> None:
     ]
 
 
-def test_png_stretches_uint16_and_float_to_the_full_byte_range(tmp_path: Path) -> None:
+def test_png_keeps_8_and_16_bit_integer_values_as_they_are(tmp_path: Path) -> None:
     store = Store(tmp_path)
     ramp = np.linspace(1000, 5000, 64 * 64).reshape(64, 64)
-    for i, data in enumerate([ramp.astype(np.uint16), ramp.astype(np.float32)]):
-        record = Png().write(data, store, f"r{i}.png")
+    for i, data in enumerate([ramp.astype(np.uint16), (ramp / 40).astype(np.uint8)]):
+        record = Png().write(data, store, f"k{i}.png")
+        back = iio.imread(tmp_path / f"k{i}.png")  # read back by imageio, not by us
+        assert back.dtype == data.dtype
+        np.testing.assert_array_equal(back, data)
+        assert record.metadata["stretched"] is False
+        assert Png().lost(record.metadata) == ""
+    labels = np.arange(64 * 64, dtype=np.int64).reshape(64, 64)  # fits 16 bits: kept
+    Png().write(labels, store, "labels.png")
+    np.testing.assert_array_equal(Png().read(store, "labels.png"), labels)
+
+
+def test_png_stretches_floats_and_when_asked(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    ramp = np.linspace(1000, 5000, 64 * 64).reshape(64, 64)
+    for i, (data, fmt) in enumerate(
+        [(ramp.astype(np.float32), Png()), (ramp.astype(np.uint16), Png(stretch=True))]
+    ):
+        record = fmt.write(data, store, f"r{i}.png")
         back = Png().read(store, f"r{i}.png")
         assert back.dtype == np.uint8 and back.shape == (64, 64)
         assert back.min() == 0 and back.max() == 255
         assert record.metadata["source_dtype"] == str(data.dtype)
+        assert record.metadata["stretched"] is True
+        assert "stretched to 8 bits" in Png().lost(record.metadata)
+    assert Png(stretch=True).lossy and not Png().lossy
+    with pytest.raises(FormatError, match="without changing its values"):
+        Png(stretch=False).write(ramp.astype(np.float32), store, "no.png")
+    assert not (tmp_path / "no.png").exists()
 
 
 def test_png_rgb_uint8_is_written_as_is(tmp_path: Path) -> None:

@@ -188,6 +188,11 @@ class Catalog:
             write=True,
         )
 
+    def inputs_of(self, keys: Iterable[str]) -> dict[str, dict[str, list[InputRef]]]:
+        """Completed calls' inputs: key -> argument name -> refs (why a call re-runs)."""
+        keys = list(keys)
+        return self._run("look up call inputs", lambda c: queries.inputs_of(c, keys))
+
     def calls_of_run(self, run_id: str) -> list[CallRow]:
         """Calls completed by a run and its failed/skipped attempts, by start time."""
         return self._run("list a run's calls", lambda c: calls.of_run(c, run_id))
@@ -217,11 +222,6 @@ class Catalog:
             lambda c: calls.forget(c, step=step, key=key, before=before),
             write=True,
         )
-
-    def inputs_of(self, keys: Iterable[str]) -> dict[str, list[tuple[str, InputRef]]]:
-        """key -> (argument name, input) edges of completed calls, in argument order."""
-        keys = list(keys)
-        return self._run("read call inputs", lambda c: queries.inputs_of(c, keys))
 
     def sha256_get(self, hashes: Iterable[str]) -> dict[str, tuple[str, int]]:
         """blake3 content hash -> (sha256, size), for contents whose sha256 is known."""

@@ -171,6 +171,21 @@ def _producer(conn: sa.Connection, ref: InputRef) -> str | None:
     return conn.execute(query.order_by(call_outputs.c.key).limit(1)).scalar()
 
 
+def inputs_of(conn: sa.Connection, keys: Sequence[str]) -> dict[str, dict[str, list[InputRef]]]:
+    """key -> argument name -> its inputs in position order (batched IN queries)."""
+    found: dict[str, dict[str, list[InputRef]]] = {}
+    for chunk in chunks(sorted(set(keys))):
+        query = (
+            sa.select(call_inputs)
+            .where(call_inputs.c.key.in_(chunk))
+            .order_by(call_inputs.c.key, call_inputs.c.name, call_inputs.c.position)
+        )
+        for row in conn.execute(query).mappings():
+            ref = InputRef(hash=row["hash"], path=row["path"], store=row["store"])
+            found.setdefault(row["key"], {}).setdefault(row["name"], []).append(ref)
+    return found
+
+
 def _inputs_of(conn: sa.Connection, key: str) -> list[tuple[str, InputRef]]:
     query = (
         sa.select(call_inputs)
@@ -181,11 +196,6 @@ def _inputs_of(conn: sa.Connection, key: str) -> list[tuple[str, InputRef]]:
         (row["name"], InputRef(hash=row["hash"], path=row["path"], store=row["store"]))
         for row in conn.execute(query).mappings()
     ]
-
-
-def inputs_of(conn: sa.Connection, keys: Sequence[str]) -> dict[str, list[tuple[str, InputRef]]]:
-    """key -> its (argument name, InputRef) edges, by name and position."""
-    return {key: _inputs_of(conn, key) for key in keys}
 
 
 # -- stat cache ---------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -36,37 +35,94 @@ def register(app: typer.Typer) -> None:
     app.command("lineage")(lineage)
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")
+]
+
+
 def status(
     *,
     limit: Annotated[int, typer.Option(help="How many recent runs to list.")] = 10,
     run: Annotated[str | None, typer.Option("--run", help="Run id (or prefix) to detail.")] = None,
     catalog: CatalogOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Recent runs, then the latest run's calls per step and its failures."""
+    """Recent runs, then the latest run's calls per step (cached ones too) and its failures."""
     config = settings(catalog=catalog)
     with open_catalog(config, create=False) as cat:
         runs = cat.runs(limit=max(limit, 1))
         if not runs:
+            if as_json:
+                print_json({"runs": [], "run": None, "steps": {}, "failures": []})
+                return
             console.print("No runs recorded yet; start one with `databacked run FILE.py:PIPELINE`.")
             return
-        table = Table(title="Recent runs")
-        for column in ("run", "pipeline", "status", "started", "seconds", "calls"):
-            table.add_column(column)
-        for row in runs:
-            seconds = f"{row.finished - row.started:.1f}" if row.finished else ""
-            counts = row.summary.get("counts", row.summary) if row.summary else {}
-            table.add_row(
-                short(row.id, 8),
-                row.pipeline,
-                _status(row.status),
-                when(row.started),
-                seconds,
-                ", ".join(f"{n} {s}" for s, n in counts.items() if isinstance(n, int) and n),
-            )
-        console.print(table)
         chosen = runs[0] if run is None else _find_run(runs, run)
         calls = cat.calls_of_run(chosen.id)
-    _print_run_calls(chosen.id, calls)
+    per_step = _per_step(chosen, calls)
+    failures = [c for c in calls if c.status == "failed"]
+    if as_json:
+        print_json(
+            {
+                "runs": [_run_json(r) for r in runs],
+                "run": chosen.id,
+                "steps": per_step,
+                "failures": [
+                    {"step": c.step, "key": c.key, "error": _error(c)} for c in failures
+                ],
+            }
+        )
+        return
+    table = Table(title="Recent runs")
+    for column in ("run", "pipeline", "status", "started", "seconds", "calls"):
+        table.add_column(column)
+    for row in runs:
+        seconds = f"{row.finished - row.started:.1f}" if row.finished else ""
+        table.add_row(
+            short(row.id, 8),
+            row.pipeline,
+            _status(row.status),
+            when(row.started),
+            seconds,
+            ", ".join(f"{n} {s}" for s, n in _run_counts(row).items() if n),
+        )
+    console.print(table)
+    _print_run_calls(chosen, per_step, failures)
+
+
+def _run_counts(row: Any) -> dict[str, int]:
+    summary = row.summary or {}
+    counts = summary.get("counts", summary)
+    return {s: n for s, n in counts.items() if isinstance(n, int) and not isinstance(n, bool)}
+
+
+def _run_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "pipeline": row.pipeline,
+        "status": row.status,
+        "started": row.started,
+        "finished": row.finished,
+        "counts": _run_counts(row),
+    }
+
+
+def _per_step(run: Any, calls: list[CallRow]) -> dict[str, dict[str, int]]:
+    """Calls per step and status: the run's own summary (it counts cached calls, which have
+    no row in this run), else the rows recorded for it."""
+    steps = (run.summary or {}).get("steps")
+    if isinstance(steps, dict) and steps:
+        return {str(k): {str(s): int(n) for s, n in v.items()} for k, v in steps.items()}
+    per_step: dict[str, dict[str, int]] = {}
+    for call in calls:
+        status = "ran" if call.status == "ok" else call.status
+        per = per_step.setdefault(call.step, {})
+        per[status] = per.get(status, 0) + 1
+    return per_step
+
+
+def _error(call: CallRow) -> str:
+    return one_line(f"{call.error_type}: {call.error_message}" if call.error_type else "")
 
 
 def _find_run(runs: list[Any], prefix: str) -> Any:
@@ -79,23 +135,29 @@ def _find_run(runs: list[Any], prefix: str) -> Any:
     return matches[0]
 
 
-def _print_run_calls(run_id: str, calls: list[CallRow]) -> None:
-    per_step: dict[str, Counter[str]] = {}
-    for call in calls:
-        per_step.setdefault(call.step, Counter())[call.status] += 1
-    statuses = sorted({s for c in per_step.values() for s in c})
-    table = Table(title=f"Calls of run {short(run_id, 8)}")
-    table.add_column("step")
-    for s in statuses:
-        table.add_column(s, justify="right")
-    for step, counts in per_step.items():
-        table.add_row(step, *(str(counts[s]) if counts[s] else "" for s in statuses))
-    console.print(table)
-    failures = [c for c in calls if c.status == "failed"]
+def _print_run_calls(
+    run: Any, per_step: dict[str, dict[str, int]], failures: list[CallRow]
+) -> None:
+    if not per_step:
+        console.print(
+            f"Run {short(run.id, 8)} recorded no calls ({run.status}); its pipeline had "
+            "nothing to run or it stopped before any call.",
+            highlight=False,
+        )
+    else:
+        order = ("ran", "cached", "failed", "skipped")
+        found = {s for c in per_step.values() for s in c}
+        statuses = [s for s in order if s in found] + sorted(found - set(order))
+        table = Table(title=f"Calls of run {short(run.id, 8)}")
+        table.add_column("step")
+        for s in statuses:
+            table.add_column(s, justify="right")
+        for step, counts in per_step.items():
+            table.add_row(step, *(str(counts.get(s, 0)) if counts.get(s) else "" for s in statuses))
+        console.print(table)
     for call in failures[:20]:
-        error = one_line(f"{call.error_type}: {call.error_message}" if call.error_type else "")
         label = f"[red]{call.step} failed[/red] ({short(call.key)})"
-        console.print(f"{label}: {error}", highlight=False)
+        console.print(f"{label}: {_error(call)}", highlight=False)
     if len(failures) > 20:
         console.print(f"... and {len(failures) - 20} more failures.")
 
@@ -105,6 +167,7 @@ def ls(
     *,
     store: StoreOption = None,
     catalog: CatalogOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Artifacts the catalog knows in the store: path, size, format, producing step, time."""
     config = settings(store=store, catalog=catalog)
@@ -112,6 +175,17 @@ def ls(
     with open_catalog(config, create=False) as cat:
         rows = cat.artifacts(the_store.url, prefix or None)
         producers = cat.lookup({r.key for r in rows if r.key})
+    if as_json:
+        print_json(
+            [
+                {
+                    **_artifact_json(row),
+                    "step": producers[row.key].step if row.key in producers else None,
+                }
+                for row in rows
+            ]
+        )
+        return
     if not rows:
         console.print(f"No artifacts recorded under {the_store.url}/{prefix}".rstrip("/") + ".")
         return
@@ -129,6 +203,7 @@ def show(
     *,
     store: StoreOption = None,
     catalog: CatalogOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """An artifact's record, or a call's parameters, inputs, outputs and error."""
     config = settings(store=store, catalog=catalog)
@@ -137,10 +212,22 @@ def show(
         artifact = cat.artifact_by_path(the_store.url, what.strip("/"))
         if artifact is not None:
             producer = cat.lookup([artifact.key]).get(artifact.key) if artifact.key else None
+            if as_json:
+                print_json(
+                    {
+                        "artifact": {**_artifact_json(artifact), "uri": the_store.uri(what)},
+                        "call": _call_json(producer) if producer is not None else None,
+                    }
+                )
+                return
             _show_artifact(artifact, producer, the_store.uri(artifact.path))
             return
         call = _find_call(cat, what)
         inputs = _inputs_of(cat, call)
+    if as_json:
+        refs = [{"path": r.path, "hash": r.hash, "store": r.store} for r in inputs]
+        print_json({"call": {**_call_json(call), "inputs": refs}})
+        return
     _show_call(call, inputs)
 
 
@@ -225,6 +312,7 @@ def lineage(
     *,
     store: StoreOption = None,
     catalog: CatalogOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """How a file was made: the call that wrote it, its inputs, and theirs, as a tree."""
     config = settings(store=store, catalog=catalog)
@@ -236,6 +324,23 @@ def lineage(
             f"The catalog knows no artifact at {path!r} in {the_store.url}; "
             "list the known ones with `databacked ls`."
         )
+    if as_json:
+        print_json(
+            [
+                {
+                    "depth": r.depth,
+                    "path": r.path,
+                    "hash": r.hash,
+                    "store": r.store,
+                    "step": r.call.step if r.call is not None else None,
+                    "key": r.call.key if r.call is not None else None,
+                    "parent": r.parent,
+                    "argument": r.argument,
+                }
+                for r in rows
+            ]
+        )
+        return
     console.print(lineage_tree(rows))
 
 
@@ -264,6 +369,43 @@ def _node_label(row: LineageRow) -> str:
         f"{argument}[bold]{name}[/bold] [dim]{short(row.hash)}[/dim] "
         f"<- [cyan]{row.call.step}[/cyan] [dim]({short(row.call.key)})[/dim]"
     )
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout, nothing else: what scripts and ``jq`` read."""
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def _artifact_json(row: Any) -> dict[str, Any]:
+    return {
+        "path": row.path,
+        "hash": row.hash,
+        "size": row.size,
+        "format": row.format,
+        "created": row.created,
+        "key": row.key,
+        "metadata": row.metadata or {},
+    }
+
+
+def _call_json(call: CallRow) -> dict[str, Any]:
+    return {
+        "key": call.key,
+        "step": call.step,
+        "status": call.status,
+        "fingerprint": call.fingerprint,
+        "run": call.run_id,
+        "started": call.started,
+        "seconds": call.seconds,
+        "host": call.host,
+        "pid": call.pid,
+        "params": call.params or {},
+        "outputs": {n: a.path for n, a in (call.outputs or {}).items()},
+        "error": _error(call) or None,
+        "traceback": call.traceback or None,
+        "stdout": call.stdout or None,
+        "stderr": call.stderr or None,
+    }
 
 
 def _status(status: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -116,7 +115,8 @@ def load_pipeline(reference: str) -> Any:
     except AttributeError:
         found = sorted(n for n, v in vars(module).items() if _is_pipeline(v))
         hint = f"; pipelines found there: {', '.join(found)}" if found else ""
-        raise ConfigError(f"{where} defines no {name!r}{hint}.") from None
+        close = did_you_mean(name, found or [n for n in vars(module) if not n.startswith("_")])
+        raise ConfigError(f"{where} defines no {name!r}{close}{hint}.") from None
 
 
 def _looks_like_file(where: str) -> bool:
@@ -181,9 +181,10 @@ def _is_pipeline(value: Any) -> bool:
     return type(value).__name__ == "Pipeline"
 
 
-def parse_params(pairs: list[str] | None) -> dict[str, Any]:
-    """``["n=3", "name=plate1"]`` -> ``{"n": 3, "name": "plate1"}``: JSON when it parses."""
-    params: dict[str, Any] = {}
+def parse_params(pairs: list[str] | None) -> dict[str, str]:
+    """``["n=3", "name=plate1"]`` -> ``{"n": "3", "name": "plate1"}``: the text of each
+    value; ``check_params`` converts it by the pipeline's annotation."""
+    params: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         key = key.strip()
@@ -191,36 +192,36 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
             raise ConfigError(
                 f"Cannot read --param {pair!r}: write NAME=VALUE, e.g. --param threshold=0.5."
             )
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
+        params[key] = raw
     return params
 
 
 def check_params(pipeline: Any, params: dict[str, Any], reference: str) -> None:
-    """Refuse unknown or missing pipeline parameters before anything runs."""
+    """Refuse unknown or missing pipeline parameters before anything runs, and convert each
+    given text by the parameter's annotation (a DataFrame from a CSV path, an int, ...)."""
+    from databacked.cli.params import annotations, convert
+
+    fn = getattr(pipeline, "fn", pipeline)
     try:
-        signature = inspect.signature(getattr(pipeline, "fn", pipeline))
+        signature = inspect.signature(fn)
     except (TypeError, ValueError):
         return
     accepted = signature.parameters
-    if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-        return
+    hints = annotations(fn)
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
     names = ", ".join(accepted) or "none"
     for key in list(params):
-        if key not in accepted:
+        if key not in accepted and not open_ended:
+            hint = did_you_mean(key, list(accepted))
             raise ConfigError(
-                f"The pipeline {reference} has no parameter {key!r}; its parameters are: {names}."
+                f"The pipeline {reference} has no parameter {key!r}{hint}; its parameters "
+                f"are: {names}."
             )
-        expected = _simple_annotation(accepted[key].annotation)
-        if expected is str and isinstance(params[key], int | float | bool):
-            params[key] = json.dumps(params[key])  # --param name=123 for a str parameter
-        if expected is not None and not _fits(params[key], expected):
-            raise ConfigError(
-                f"--param {key}={params[key]!r} is not a valid {expected.__name__}, which the "
-                f"pipeline {reference} expects for {key!r}."
-            )
+        if isinstance(params[key], str):
+            annotation = hints.get(key, accepted[key].annotation if key in accepted else None)
+            if annotation is inspect.Parameter.empty:
+                annotation = None
+            params[key] = convert(key, params[key], annotation, reference)
     for name, parameter in accepted.items():
         required = parameter.default is parameter.empty and parameter.kind not in (
             parameter.VAR_POSITIONAL,
@@ -232,22 +233,27 @@ def check_params(pipeline: Any, params: dict[str, Any], reference: str) -> None:
             )
 
 
-_SIMPLE = {"int": int, "float": float, "str": str, "bool": bool}
+def did_you_mean(name: str, known: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _simple_annotation(annotation: Any) -> type | None:
-    """int/float/str/bool annotations (also written as strings); None for anything else."""
-    if isinstance(annotation, str):
-        return _SIMPLE.get(annotation.strip())
-    return annotation if annotation in _SIMPLE.values() else None
+@contextmanager
+def warnings_as_notes() -> Iterator[None]:
+    """Warnings (a lossy input, a glob matching nothing yet, a repo not there yet) as one
+    yellow line each on stderr, instead of Python's file:line dump."""
+    import warnings
 
+    def show(message: Any, *_args: Any, **_kwargs: Any) -> None:
+        err_console.print(f"[yellow]Warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
-def _fits(value: Any, expected: type) -> bool:
-    if expected is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # each distinct message once
+        warnings.showwarning = show
+        yield
 
 
 def short(key: str | None, n: int = 12) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -10,11 +10,16 @@ from databacked.cli.common import (
     CatalogOption,
     StoreOption,
     console,
+    did_you_mean,
     human_size,
     open_catalog,
     open_store,
     settings,
 )
+from databacked.errors import ConfigError
+
+if TYPE_CHECKING:
+    from databacked.catalog import Catalog
 
 
 def register(app: typer.Typer) -> None:
@@ -79,14 +84,32 @@ def gc(
             ):
                 raise typer.Exit(1)
         report = housekeeping.gc(the_store, cat, dry_run=dry_run, everywhere=everywhere)
+        referenced = len(cat.referenced_paths(the_store.url))
     verb = "would remove" if dry_run else "removed"
     for path in report.removed:
         console.print(f"{verb}  {path}  [dim]({report.details.get(path, '')})[/dim]")
-    console.print(
-        f"{len(report.removed)} {'entries' if len(report.removed) != 1 else 'entry'} {verb}, "
-        f"{human_size(report.bytes_freed)} {'to free' if dry_run else 'freed'}; "
-        f"{report.kept} referenced files kept."
+    console.print(gc_summary(report, referenced, everywhere), highlight=False, soft_wrap=True)
+
+
+def gc_summary(report: Any, referenced: int, everywhere: bool) -> str:
+    """One honest sentence: what goes (or would), where gc looked, what the catalog keeps."""
+    n = len(report.removed)
+    where = "anywhere in the store" if everywhere else "in .databacked/objects/"
+    what = f"{n} unreferenced {_files(n)} ({human_size(report.bytes_freed)})"
+    done = f"Would remove {what}" if report.dry_run else f"Removed {what}"
+    if not n:
+        done = f"Nothing unreferenced to remove {where}"
+    else:
+        done += f" {where}"
+    outside = "" if everywhere else "; files outside it are removed only with --everywhere"
+    return (
+        f"{done}; the catalog references {referenced} {_files(referenced)} in this store, "
+        f"{report.kept} of them looked at and kept{outside}."
     )
+
+
+def _files(n: int) -> str:
+    return "file" if n == 1 else "files"
 
 
 def forget(
@@ -106,4 +129,30 @@ def forget(
     config = settings(catalog=catalog)
     with open_catalog(config, create=False) as cat:
         count = housekeeping.forget(cat, step=step, key=key, older_than=older_than)
+        if count == 0 and step is not None:
+            _check_step_name(cat, step)
     console.print(f"Forgot {count} cached call{'s' if count != 1 else ''}.")
+
+
+def known_steps(cat: Catalog, runs: int = 50) -> set[str]:
+    """Step names of recent runs (their summaries count cached calls too)."""
+    names: set[str] = set()
+    for run in cat.runs(limit=runs):
+        steps = (run.summary or {}).get("steps")
+        if isinstance(steps, dict):
+            names.update(str(s) for s in steps)
+        else:
+            names.update(c.step for c in cat.calls_of_run(run.id))
+    return names
+
+
+def _check_step_name(cat: Catalog, step: str) -> None:
+    """A step name no recent run knows is a typo until shown otherwise: say so, exit 2."""
+    known = known_steps(cat)
+    if step in known:
+        return
+    names = ", ".join(sorted(known)) or "none recorded yet"
+    raise ConfigError(
+        f"No step {step!r} in the catalog{did_you_mean(step, sorted(known))}; known steps: "
+        f"{names}. Nothing was forgotten."
+    )

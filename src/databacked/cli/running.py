@@ -23,6 +23,7 @@ from databacked.cli.common import (
     settings,
     short,
 )
+from databacked.cli.common import warnings_as_notes as notes
 from databacked.cli.progress import StepProgress, counts_from_calls, one_line, summary_table
 
 Reference = Annotated[
@@ -38,7 +39,8 @@ ParamOption = Annotated[
         "--param",
         "-p",
         metavar="NAME=VALUE",
-        help="A pipeline parameter NAME=VALUE (JSON if it parses); repeatable.",
+        help="A pipeline parameter NAME=VALUE, converted by its annotation (a DataFrame "
+        "from a CSV/Parquet/Excel path, int, float, bool, Path, list, JSON); repeatable.",
     ),
 ]
 PLAN_ROWS = 50
@@ -105,6 +107,7 @@ def run(
         open_catalog(config) as cat,
         _datalad(config.datalad if datalad is None else datalad, the_store, cat, reference) as rec,
         StepProgress(console, live=console.is_terminal) as progress,
+        notes(),
     ):
         result = db.run(
             pipeline,
@@ -149,12 +152,13 @@ def plan(
     store: StoreOption = None,
     catalog: CatalogOption = None,
     limit: Annotated[int, typer.Option(help="Most call rows to list.")] = PLAN_ROWS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show what a run would do: each call cached, to run or waiting, and why."""
     if is_spec_reference(reference):
         from databacked.cli import specs
 
-        specs.plan(Path(reference), store=store, catalog=catalog, limit=limit)
+        specs.plan(Path(reference), store=store, catalog=catalog, limit=limit, as_json=as_json)
         return
     params = parse_params(param)
     config = settings(store=store, catalog=catalog)
@@ -162,9 +166,15 @@ def plan(
     check_params(pipeline, params, reference)
     import databacked as db
 
-    with open_catalog(config) as cat:
+    with open_catalog(config) as cat, notes():
         result = db.plan(pipeline, store=open_store(config), catalog=cat, **params)
     calls = result.calls
+    if as_json:
+        from databacked.cli.browse import print_json
+
+        rows = [{k: _text(v) or None for k, v in row.items()} for row in calls.to_dict("records")]
+        print_json({"calls": rows, "counts": result.counts()})
+        return
     table = Table(title=f"Plan: {len(calls)} calls")
     for column in ("step", "key", "status", "reason", "target"):
         table.add_column(column)

@@ -8,9 +8,6 @@ group validates specs, prints their JSON Schema, and runs or plans them once.
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +23,7 @@ from databacked.cli.common import (
     open_store,
     settings,
     short,
+    warnings_as_notes,
 )
 from databacked.cli.progress import one_line
 
@@ -82,7 +80,7 @@ def watch(
     config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
     the_store = open_store(config)
     console.print(f"Watching {pipelines} over {the_store.url} (Ctrl-C to stop).", highlight=False)
-    with open_catalog(config) as cat, _warnings_as_notes():
+    with open_catalog(config) as cat, warnings_as_notes():
         report = watch_loop(
             pipelines,
             store=the_store,
@@ -96,19 +94,6 @@ def watch(
         )
     totals = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items())) or "nothing"
     console.print(f"Stopped after {report.runs} run(s): {totals}.", highlight=False)
-
-
-@contextmanager
-def _warnings_as_notes() -> Iterator[None]:
-    """Warnings (a glob matching nothing yet, a repo not there yet) as one yellow line each."""
-
-    def show(message: Any, *_args: Any, **_kwargs: Any) -> None:
-        err_console.print(f"[yellow]Warning:[/yellow] {message}", highlight=False, soft_wrap=True)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")  # each distinct message once
-        warnings.showwarning = show
-        yield
 
 
 def _print_run(result: Any) -> None:
@@ -134,18 +119,24 @@ def schema() -> None:
 
 @spec_app.command("check")
 def check(pipelines: SpecsArgument) -> None:
-    """Validate specs: one error sentence with file and line, or what each pipeline reads."""
+    """Validate specs: the YAML, then that each transform imports with a fitting signature
+    (a cmd not on PATH is a warning); one error sentence with file and line."""
+    from databacked.specs.checks import check_transform
     from databacked.specs.graph import spec_order
-    from databacked.specs.loading import load_specs
+    from databacked.specs.loading import load_specs, project_folder
 
     specs = spec_order(load_specs(pipelines))
+    project = project_folder(pipelines)
     for spec in specs:
+        notes = check_transform(spec, project)
         console.print(
             f"[green]ok[/green] {spec.pipeline} ({spec.origin}): reads "
             f"{', '.join(spec.input_repos())}",
             highlight=False,
             soft_wrap=True,
         )
+        for note in notes:
+            err_console.print(f"[yellow]Warning:[/yellow] {note}", highlight=False, soft_wrap=True)
         for note in spec.notes():
             console.print(f"  note: {note}", highlight=False, soft_wrap=True)
 
@@ -173,7 +164,7 @@ def run(
     if config.datalad if datalad is None else datalad:
         _run_saved(pipelines, config)
         return
-    with open_catalog(config) as cat, _warnings_as_notes():
+    with open_catalog(config) as cat, warnings_as_notes():
         result = run_specs(
             pipelines,
             store=open_store(config),
@@ -181,7 +172,7 @@ def run(
             executor=config.executor,
             workers=config.workers,
         )
-    console.print(_counts_table(result.counts()))
+    _print_counts(result)
     _print_run(result)
     if not result.ok:
         raise typer.Exit(1)
@@ -211,7 +202,7 @@ def _run_saved(pipelines: Path, config: Any) -> None:
     from databacked.integrations.datalad import run_specs_saved
 
     argv = [a for a in sys.argv[1:] if a not in ("--datalad", "--no-datalad")]
-    with open_catalog(config) as cat, _warnings_as_notes():
+    with open_catalog(config) as cat, warnings_as_notes():
         result, commit = run_specs_saved(
             pipelines,
             store=open_store(config),
@@ -235,13 +226,37 @@ def plan(
     store: StoreOption = None,
     catalog: CatalogOption = None,
     limit: Annotated[int, typer.Option(help="Most datum rows to list.")] = PLAN_ROWS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show each datum as new / changed / cached / waiting / removed, and why."""
     from databacked.specs.runner import plan_specs
 
     config = settings(store=store, catalog=catalog)
-    with open_catalog(config) as cat, _warnings_as_notes():
+    with open_catalog(config) as cat, warnings_as_notes():
         result = plan_specs(pipelines, store=open_store(config), catalog=cat)
+    if as_json:
+        from databacked.cli.browse import print_json
+
+        print_json(
+            {
+                "datums": [
+                    {
+                        "pipeline": r.pipeline,
+                        "datum": r.datum,
+                        "key": r.key,
+                        "status": r.status,
+                        "reason": r.reason,
+                        "attributes": r.attributes,
+                    }
+                    for r in result.rows
+                ],
+                "counts": result.counts(),
+            }
+        )
+        return
+    if not result.rows:
+        _print_counts(result)
+        return
     table = Table(title=f"Plan: {len(result.rows)} datums")
     for column in ("pipeline", "datum", "attributes", "status", "reason"):
         table.add_column(column)
@@ -251,7 +266,7 @@ def plan(
     console.print(table)
     if len(result.rows) > limit:
         console.print(f"... {len(result.rows) - limit} more datums (--limit to list more).")
-    console.print(_counts_table(result.counts()))
+    _print_counts(result)
 
 
 @spec_app.command("status")
@@ -265,7 +280,7 @@ def status(
     from databacked.specs.runner import plan_specs
 
     config = settings(store=store, catalog=catalog)
-    with open_catalog(config, create=False) as cat, _warnings_as_notes():
+    with open_catalog(config, create=False) as cat, warnings_as_notes():
         result = plan_specs(pipelines, store=open_store(config), catalog=cat)
         failed = [r for r in result.rows if r.reason == "previously failed"]
         errors = cat.last_failures([r.key for r in failed]) if failed else {}
@@ -274,6 +289,9 @@ def status(
         state = "failed" if row.reason == "previously failed" else row.status
         per = counts.setdefault(row.pipeline, {})
         per[state] = per.get(state, 0) + 1
+    if not counts:
+        _print_counts(result)
+        return
     console.print(_counts_table(counts))
     for row in failed:
         error = one_line(errors[row.key].error_message) if row.key in errors else "?"
@@ -282,6 +300,19 @@ def status(
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _print_counts(result: Any) -> None:
+    """The datums per pipeline, or one sentence when there are none (never an empty table)."""
+    if result.rows:
+        console.print(_counts_table(result.counts()))
+        return
+    console.print(
+        "No datums yet: no input file matches a glob of these specs (see the warnings); "
+        "they run when matching files arrive.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _counts_table(counts: dict[str, dict[str, int]]) -> Table:
@@ -321,7 +352,7 @@ def plate_screen_demo(
         catalog = f"sqlite:///{folder / '.databacked' / 'catalog.db'}"
     the_store.put_bytes("raw/README.txt", b"Images arrive here: <plate>/<well>_s<site>_w<c>.tif\n")
     plates = ("plate1", "plate2")
-    stop, arrived = threading.Event(), threading.Event()
+    stop, arrived, finished = threading.Event(), threading.Event(), threading.Event()
     last_run = [0.0]
 
     def generate() -> None:
@@ -335,6 +366,7 @@ def plate_screen_demo(
         reports = [f"plate_report/{p}/plot.png" for p in plates]
         while not stop.wait(0.2):
             if last_run[0] > done_at and all(map(the_store.exists, reports)):
+                finished.set()
                 stop.set()
 
     def on_run(result: Any) -> None:
@@ -351,7 +383,7 @@ def plate_screen_demo(
     for thread in threads:
         thread.start()
     try:
-        with _warnings_as_notes():
+        with warnings_as_notes():
             watch_loop(
                 folder / "pipelines",
                 store=the_store,
@@ -366,21 +398,50 @@ def plate_screen_demo(
         stop.set()
         for thread in threads:
             thread.join()
-    frame = plate_screen.results(the_store, plate="plate1")
-    table = Table(title="measure/plate1 as a DataFrame (databacked.examples.plate_screen.results)")
-    for column in frame.columns:
-        table.add_column(str(column))
-    for row in frame.head(12).itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+    _report_screen(the_store, plates, catalog, complete=finished.is_set())
+
+
+def _report_screen(the_store: Any, plates: tuple[str, ...], catalog: str, complete: bool) -> None:
+    """What the screen produced; after Ctrl-C only what exists, and exit 130."""
+    from databacked.examples import plate_screen
+
+    measured = [p for p in plates if next(iter(the_store.list(f"measure/{p}")), None)]
+    if measured:
+        frame = plate_screen.results(the_store, plate=measured[0])
+        table = Table(
+            title=f"measure/{measured[0]} as a DataFrame "
+            "(databacked.examples.plate_screen.results)"
+        )
+        for column in frame.columns:
+            table.add_column(str(column))
+        for row in frame.head(12).itertuples(index=False):
+            table.add_row(*(str(v) for v in row))
+        console.print(table)
     for plate in plates:
+        made = [
+            name
+            for name in ("summary.csv", "plot.png")
+            if the_store.exists(f"plate_report/{plate}/{name}")
+        ]
+        if made:
+            console.print(
+                f"Report: {the_store.uri(f'plate_report/{plate}/{made[0]}')}"
+                + (f", {', '.join(made[1:])}" if made[1:] else ""),
+                highlight=False,
+                soft_wrap=True,
+            )
+    if measured:
         console.print(
-            f"Report: {the_store.uri(f'plate_report/{plate}/summary.csv')}, plot.png",
+            f"Query it: databacked ls measure/{measured[0]} --store {the_store.url} "
+            f"--catalog {catalog}",
             highlight=False,
             soft_wrap=True,
         )
-    console.print(
-        f"Query it: databacked ls measure/plate1 --store {the_store.url} --catalog {catalog}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if not complete:
+        err_console.print(
+            "[yellow]Interrupted[/yellow] before every plate was reported; what is listed "
+            "above exists. Run the demo again to go on (finished datums stay cached).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130)

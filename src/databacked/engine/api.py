@@ -6,6 +6,7 @@ patching internals); what is not given comes from ``databacked.config.load_setti
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from databacked.config import load_settings
-from databacked.engine import provenance
+from databacked.engine import lossy, provenance
 from databacked.engine.events import CallEvent
 from databacked.engine.graph import Handle, MapResult
 from databacked.engine.keys import is_project_local
@@ -21,6 +22,8 @@ from databacked.engine.pipeline import as_pipeline
 from databacked.engine.plan import CallState
 from databacked.engine.scheduler import Scheduler
 from databacked.errors import StepFailed
+
+log = logging.getLogger("databacked.engine.api")
 
 CALL_COLUMNS = ["step", "key", "status", "reason", "seconds", "outputs", "error"]
 PLAN_COLUMNS = ["step", "key", "status", "reason", "target"]
@@ -38,8 +41,15 @@ class RunResult:
 
     @property
     def value(self) -> Any:
-        """The pipeline's return value, step results as Artifacts (or in-memory values)."""
+        """The pipeline's return value, step results as Artifacts (or in-memory values).
+
+        Raises ``StepFailed`` when a call behind it failed or was skipped.
+        """
         return _resolve(self._value, {s.node.id: s for s in self._states}, self.store)
+
+    def failures(self) -> list[CallState]:
+        """The failed calls, in the order they were planned."""
+        return [s for s in self._states if s.status == "failed"]
 
     @property
     def calls(self) -> Any:
@@ -65,6 +75,15 @@ class RunResult:
         for s in self._states:
             status = s.status if s.status in out else "skipped"
             out[status] += 1
+        return out
+
+    def step_counts(self) -> dict[str, dict[str, int]]:
+        """Calls per step and status (cached calls too, which a run records no row for)."""
+        out: dict[str, dict[str, int]] = {}
+        for s in self._states:
+            status = s.status if s.status in ("ran", "cached", "failed") else "skipped"
+            per = out.setdefault(s.step.name, {})
+            per[status] = per.get(status, 0) + 1
         return out
 
     def summary(self) -> str:
@@ -93,6 +112,18 @@ class RunResult:
     def __repr__(self) -> str:
         return f"<RunResult {'ok' if self.ok else 'failed'}: {self.summary()}>"
 
+    def _log_failures(self, pipeline: str) -> None:
+        """One line for a notebook or script, where nobody reads ``result.ok``."""
+        failed = self.failures()
+        if failed:
+            log.warning(
+                "Run %s of %s: %s; `result.calls` lists every error, `databacked show KEY` "
+                "a traceback.",
+                self.run_id[:8],
+                pipeline,
+                self.summary(),
+            )
+
 
 @dataclass
 class PlanResult:
@@ -113,9 +144,11 @@ def run(
     workers: int | None = None,
     verify: bool | None = None,
     progress: Callable[[CallEvent], None] | None = None,
+    raise_on_failure: bool = False,
     **kwargs: Any,
 ) -> RunResult:
-    """Run a pipeline: only new or changed calls compute. Returns even when calls failed.
+    """Run a pipeline: only new or changed calls compute. Returns even when calls failed
+    (logging one line about them), unless ``raise_on_failure=True``: then ``StepFailed``.
 
     ``store``/``catalog``/``executor``: URL strings or objects; None -> configuration.
     """
@@ -133,6 +166,7 @@ def run(
     )
     try:
         traced = pipe.trace(*args, **kwargs)
+        lossy.check_graph(traced.graph)
         steps = {id(n.step): n.step for n in traced.graph.nodes}.values()
         if getattr(executor_obj, "name", "") != "inline":
             _pickle_by_value(steps)
@@ -162,7 +196,12 @@ def run(
             catalog_obj.finish_run(run_id, "error", {})
             raise
         result = RunResult(run_id, traced.value, states, store_obj)
-        catalog_obj.finish_run(run_id, "ok" if result.ok else "failed", result.counts())
+        summary = {**result.counts(), "steps": result.step_counts()}
+        catalog_obj.finish_run(run_id, "ok" if result.ok else "failed", summary)
+        if raise_on_failure:
+            result.raise_for_status()
+        if progress is None:  # the CLI (a progress callback) prints its own summary
+            result._log_failures(pipe.name)
         return result
     finally:
         if own_executor:
@@ -182,6 +221,7 @@ def plan(
     store_obj, catalog_obj, own_catalog = _open(store, catalog, settings)
     try:
         traced = pipe.trace(*args, **kwargs)
+        lossy.check_graph(traced.graph)
         scheduler = Scheduler(
             traced.graph, store_obj, catalog_obj, None, verify=bool(settings.verify), dry_run=True
         )
@@ -244,22 +284,72 @@ def _resolve(value: Any, states: dict[int, CallState], store: Any) -> Any:
     if isinstance(value, Handle):
         state = states[value.node.id]
         name = value.output or state.step.output_names[0]
+        if state.status not in ("ran", "cached"):
+            raise _not_computed(state, states)
         if not state.step.persist:
             return state.value[name] if state.step.multi and value.output else state.value
-        if state.status not in ("ran", "cached"):
-            return None
         if state.step.multi and value.output is None:
             return {n: _artifact(store, r) for n, r in state.records.items()}
         return _artifact(store, state.records[name])
     if isinstance(value, MapResult):
         if value.expand is not None and value.expand.children is None:
-            return None  # the list to fan out over was never produced (an upstream failed)
+            # the list to fan out over was never produced (an upstream failed)
+            raise _not_computed(None, states, value.expand.step.name)
         return [_resolve(h, states, store) for h in value.handles()]
     if isinstance(value, list | tuple):
         return type(value)(_resolve(v, states, store) for v in value)
     if isinstance(value, dict):
-        return {k: _resolve(v, states, store) for k, v in value.items()}
+        resolved: dict[Any, Any] = {}
+        failed: dict[Any, StepFailed] = {}
+        for k, v in value.items():
+            try:
+                resolved[k] = _resolve(v, states, store)
+            except StepFailed as exc:
+                resolved[k], failed[k] = None, exc
+        return PartialValue(resolved, failed) if failed else resolved
     return value
+
+
+class PartialValue(dict):  # type: ignore[type-arg]
+    """A pipeline's dict value when some entries failed: those raise ``StepFailed`` when
+    read (``value["summary"]``), the others are there as usual."""
+
+    def __init__(self, values: dict[Any, Any], failed: dict[Any, StepFailed]) -> None:
+        super().__init__(values)
+        self.failed = failed
+
+    def __getitem__(self, key: Any) -> Any:
+        if key in self.failed:
+            raise self.failed[key]
+        return super().__getitem__(key)
+
+
+def _not_computed(
+    state: CallState | None, states: dict[int, CallState], step: str = ""
+) -> StepFailed:
+    """Why a value is not there: its call failed, or it was skipped after another failed."""
+    failed = state if state is not None and state.status == "failed" else None
+    if failed is None:
+        failed = next((s for s in states.values() if s.status == "failed"), None)
+    step = state.step.name if state is not None else step
+    if failed is None:
+        return StepFailed(
+            f"Step {step!r} has no value: it did not run; look at `result.calls`.", step=step
+        )
+    error_type, _, message = failed.error.partition(": ")
+    because = (
+        f"its call failed ({failed.error})"
+        if failed is state
+        else f"it was skipped because step {failed.step.name!r} failed ({failed.error})"
+    )
+    return StepFailed(
+        f"Step {step!r} has no value: {because}; see `databacked show {failed.key[:12]}` "
+        "for the traceback, fix it and run again (finished calls stay cached).",
+        step=failed.step.name,
+        key=failed.key,
+        error_type=error_type,
+        error_message=message,
+    )
 
 
 def _artifact(store: Any, record: Any) -> Any:

@@ -36,7 +36,7 @@ def classify(
             state.status, state.reason = "run", ""
             need_history.append(state)
             continue
-        problem = _output_problem(row, infos, store, verify)
+        problem = _output_problem(row, infos, store, verify, catalog)
         moved = {
             name: a
             for name, a in row.outputs.items()
@@ -64,20 +64,34 @@ def _restamped(state: CallState, store_url: str, moved: dict[str, Any], infos: d
     return CallRecord(key=state.key, step=state.step.name, store=store_url, outputs=outputs)
 
 
-def _output_problem(row: Any, infos: dict[str, Any], store: Any, verify: bool) -> str:
+def _output_problem(
+    row: Any, infos: dict[str, Any], store: Any, verify: bool, catalog: Any = None
+) -> str:
     for artifact in row.outputs.values():
         if artifact.store and artifact.store != store.url:
             return "output missing"  # computed into another store: not here
         info = infos.get(artifact.path)
         if info is None:
             return "output missing"
-        if info.size != artifact.size:
-            return "output modified"
         # a moved stamp (touched, copied back): trust the bytes only after re-hashing
         rehash = verify or info.stamp != artifact.stamp
-        if rehash and store.hash(artifact.path) != artifact.hash:
-            return "output modified"
+        if info.size != artifact.size or (rehash and store.hash(artifact.path) != artifact.hash):
+            return _rewritten(row, artifact, info, catalog, store.url) or "output modified"
     return ""
+
+
+def _rewritten(row: Any, artifact: Any, info: Any, catalog: Any, store_url: str) -> str:
+    """Why the bytes differ when the catalog explains it: another call wrote them since."""
+    if catalog is None:
+        return ""
+    latest = catalog.artifact_by_path(artifact.store or store_url, artifact.path)
+    if latest is None or not latest.key or latest.key == row.key:
+        return ""
+    if latest.size != info.size or latest.stamp != info.stamp:
+        return ""  # not those bytes either: modified outside databacked
+    other = catalog.lookup([latest.key]).get(latest.key)
+    step = f" of {other.step}" if other is not None else ""
+    return f"output rewritten since by another call{step} ({latest.key[:12]})"
 
 
 def _reasons(states: list[CallState], store: Any, catalog: Any) -> None:
@@ -104,20 +118,55 @@ def _reasons(states: list[CallState], store: Any, catalog: Any) -> None:
         if key:
             previous[id(state)] = key
     prior = catalog.lookup(set(previous.values())) if previous else {}
+    changed = [s for s in states if not s.reason and id(s) in previous]
+    old_inputs = catalog.inputs_of({previous[id(s)] for s in changed}) if changed else {}
     for state in states:
         if state.reason:
             continue
         old = prior.get(previous.get(id(state), ""))
         if old is None:
-            state.reason = "new"
+            # a file the catalog knows, from a call no longer cached: `forget` dropped it
+            state.reason = "cache entry forgotten" if id(state) in previous else "new"
         elif old.fingerprint != state.step.fingerprint:
             state.reason = "code changed"
         elif old.params_hash != state.params_hash:
             state.reason = "parameters changed"
-        elif state.upstream_ran:
-            state.reason = "upstream changed"
         else:
-            state.reason = "input changed"
+            what = "upstream changed" if state.upstream_ran else "input changed"
+            which = _changed_inputs(state, old_inputs.get(old.key, {}))
+            state.reason = f"{what}: {which}" if which else what
+
+
+def _changed_inputs(state: CallState, before: dict[str, list[Any]]) -> str:
+    """``fov = raw/fov3.ome.tiff`` for the first input whose content differs (+N more)."""
+    changed: list[str] = []
+    for name, hashes in state.input_hashes.items():
+        old = [ref.hash for ref in before.get(name, [])]
+        if old == list(hashes):
+            continue
+        paths = _input_paths(state, name)
+        if len(hashes) == 1:
+            changed.append(f"{name} = {paths[0] if paths else '(a value)'}")
+            continue
+        moved = [i for i, h in enumerate(hashes) if i >= len(old) or old[i] != h]
+        i = moved[0] if moved else 0
+        where = paths[i] if i < len(paths) else "(a value)"
+        changed.append(f"{name}[{i}] = {where}" if len(old) == len(hashes) else f"{name} (list)")
+    if not changed:
+        return ""
+    more = f" (+{len(changed) - 1} more)" if len(changed) > 1 else ""
+    return changed[0] + more
+
+
+def _input_paths(state: CallState, name: str) -> list[str | None]:
+    spec = state.inputs.get(name)
+    if spec is not None:
+        items = spec if isinstance(spec, tuple) else (spec,)
+        return [s.path for s in items]
+    value = state.params.get(name)
+    if value is None:
+        return [None]
+    return [str(getattr(value, "uri", value))]  # an Artifact argument: where it lives
 
 
 def to_record(artifact: Any, stamp: str | None = None) -> Any:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from databacked.engine import keys
+from databacked.engine import keys, lossy
 from databacked.engine.files import FileHasher
 from databacked.engine.graph import CallNode, Handle, MapResult, has_handles
 from databacked.engine.worker import InputSpec, OutputSpec
@@ -100,6 +100,8 @@ def render_targets(state: CallState, store: Any) -> None:
         else:
             rendered = str(template(**state.node.args))
         state.targets[name] = _checked(store, step.name, rendered)
+        if step.formats.get(name) is None:
+            check_extension(step.name, state.targets[name])
 
 
 def _checked(store: Any, step: str, rendered: str) -> str:
@@ -119,6 +121,36 @@ def _checked(store: Any, step: str, rendered: str) -> str:
             f"Target {rendered!r} of step {step!r} leaves the store; "
             "use a relative path without '..'."
         ) from exc
+
+
+_KNOWN: dict[str, bool] = {}
+"""Final name parts (".ome.tiff", ".png") already found to have a format."""
+
+
+def check_extension(step: str, path: str) -> None:
+    """A target whose extension no format writes is an error now, not ``.npy`` bytes later
+    under a name ``db.load`` refuses."""
+    from databacked.errors import UnknownFormatError
+    from databacked.formats.registry import OPT_IN_EXTENSIONS, format_for_path
+
+    name = path.rsplit("/", 1)[-1].lower()
+    ext = name[name.find(".") :] if "." in name else ""
+    if ext and _KNOWN.get(ext):
+        return
+    if ext and format_for_path(name) is not None:
+        _KNOWN[ext] = True
+        return
+    why = (
+        "is a pickle file, which is never written by default"
+        if name.endswith(OPT_IN_EXTENSIONS)
+        else f"has {'the extension ' + repr(ext) if ext else 'no extension'}, which no "
+        "databacked format writes"
+    )
+    raise UnknownFormatError(
+        f"Target {path!r} of step {step!r} {why}; give the step format= (for example "
+        "format=db.Npy() or format=db.Pickle()) or end the target with a known extension "
+        "(.ome.tiff, .ome.zarr, .tif, .png, .csv, .parquet, .json, .npy)."
+    )
 
 
 def check_conflicts(states: list[CallState], seen: dict[str, CallState]) -> None:
@@ -169,7 +201,8 @@ def compute_key(state: CallState, states: dict[int, CallState], hasher: FileHash
     for name, value in state.node.args.items():
         if has_handles(value):
             if isinstance(value, Handle):
-                spec = _input(value, states)
+                spec = _as_file(step, name, _input(value, states))
+                _check_lossy(step, name, value, states)
                 state.inputs[name] = spec
                 state.input_hashes[name] = [spec.hash]
             else:
@@ -179,7 +212,9 @@ def compute_key(state: CallState, states: dict[int, CallState], hasher: FileHash
                         f"Argument {name!r} of step {step.name!r} mixes step results with "
                         "other values in one list; pass them as separate arguments."
                     )
-                specs = tuple(_input(h, states) for h in handles)
+                specs = tuple(_as_file(step, name, _input(h, states)) for h in handles)
+                for handle in handles:
+                    _check_lossy(step, name, handle, states)
                 state.inputs[name] = specs
                 state.input_hashes[name] = [s.hash for s in specs]
             state.upstream_ran |= any(states[d.id].status == "ran" for d in _call_deps(value))
@@ -230,6 +265,21 @@ def _input(handle: Handle, states: dict[int, CallState]) -> InputSpec:
         return InputSpec(hash=digest, value=value)
     record = up.records[name]
     return InputSpec(hash=record.hash, path=record.path, format=_format_spec(record))
+
+
+def _as_file(step: Any, name: str, spec: InputSpec) -> InputSpec:
+    """A command step's input arrives as a local file path, not as a loaded value."""
+    if spec.path is not None and name in getattr(step, "input_names", ()):
+        return replace(spec, format={"name": "local-file"})
+    return spec
+
+
+def _check_lossy(step: Any, arg: str, handle: Handle, states: dict[int, CallState]) -> None:
+    upstream = handle.node.step
+    if upstream.persist:
+        output = handle.output or upstream.output_names[0]
+        record = states[handle.node.id].records.get(output)
+        lossy.check_input(step, arg, upstream, output, record)
 
 
 def _format_spec(record: Any) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from databacked.catalog.records import CallRecord
+from databacked.engine import preflight
 from databacked.engine.cache import classify
 from databacked.engine.events import CallEvent
 from databacked.engine.files import FileHasher
@@ -71,6 +72,7 @@ class Scheduler:
         self.suspects: list[CallState] = []
         """Calls whose worker died: re-run one at a time to find which call kills it."""
         self.lost: set[int] = set()
+        self.preflown = False
         self.changed = True
         """Something finished or was added since pending calls were last examined."""
 
@@ -260,6 +262,9 @@ class Scheduler:
     def _submit(self, states: list[CallState]) -> None:
         if not states:
             return
+        if not self.preflown:  # once per run, only when something is about to compute
+            preflight.check_store(self.store)
+            self.preflown = True
         specs = [(self._spec(s), s) for s in states]
         for _, state in specs:
             state.status = "running"

@@ -40,6 +40,7 @@ class Step:
         retry_delay: float = 0.0,
         batch: int | None = None,
         name: str | None = None,
+        lossy_ok: bool = False,
     ) -> None:
         if target is not None and targets is not None:
             raise PipelineError(
@@ -61,6 +62,8 @@ class Step:
         self.retries = int(retries)
         self.retry_delay = float(retry_delay)
         self.batch = batch
+        self.lossy_ok = bool(lossy_ok)
+        """True: reading lossy inputs (a stretched PNG) is intended; no warning."""
         self.signature = inspect.signature(fn)
         self._fingerprint: str | None = None
         self._files: set[str] | None = None
@@ -209,6 +212,7 @@ def step(
     retry_delay: float = 0.0,
     batch: int | None = None,
     name: str | None = None,
+    lossy_ok: bool = False,
 ) -> Any:
     """Declare a pipeline step, with or without arguments.
 
@@ -229,6 +233,7 @@ def step(
         retry_delay=retry_delay,
         batch=batch,
         name=name,
+        lossy_ok=lossy_ok,
     )
     if fn is not None:
         return Step(fn, **options)  # type: ignore[arg-type]

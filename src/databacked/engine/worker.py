@@ -91,10 +91,13 @@ class _Tail(io.TextIOBase):
     """Keeps the last ``limit`` characters written, and passes them on to ``echo`` so a
     notebook or terminal still shows what the step prints."""
 
-    def __init__(self, limit: int, echo: Any = None) -> None:
+    def __init__(self, limit: int, echo: Any = None, prefix: str = "") -> None:
         super().__init__()
         self.limit = limit
         self.echo = echo
+        self.prefix = prefix
+        """Put before each echoed line: which call printed it, when many run at once."""
+        self._line_start = True
         self.parts: list[str] = []
         self.size = 0
 
@@ -103,13 +106,22 @@ class _Tail(io.TextIOBase):
 
     def write(self, text: str) -> int:
         if self.echo is not None:
-            self.echo.write(text)
+            self.echo.write(self._prefixed(text) if self.prefix else text)
         self.parts.append(text)
         self.size += len(text)
         if self.size > 2 * self.limit:  # trim now and then: memory stays bounded
             kept = "".join(self.parts)[-self.limit :]
             self.parts, self.size = [kept], len(kept)
         return len(text)
+
+    def _prefixed(self, text: str) -> str:
+        if not text:
+            return text
+        lines = text.split("\n")
+        head = self.prefix if self._line_start else ""
+        self._line_start = text.endswith("\n")
+        tail = [self.prefix + line if line else line for line in lines[1:]]
+        return "\n".join([head + lines[0] if lines[0] or not head else lines[0], *tail])
 
     def flush(self) -> None:
         if self.echo is not None:
@@ -122,8 +134,9 @@ class _Tail(io.TextIOBase):
 def run_call(spec: CallSpec, store: Any) -> CallOutcome:
     """Run one call; never raises for a failure of the step itself."""
     started = time.time()
-    out = _Tail(spec.capture_limit, sys.stdout)
-    err = _Tail(spec.capture_limit, sys.stderr)
+    label = f"[{spec.step} {spec.key[:8]}] "
+    out = _Tail(spec.capture_limit, sys.stdout, label)
+    err = _Tail(spec.capture_limit, sys.stderr, label)
     capture = threading.current_thread() is threading.main_thread()
     try:
         fn = _resolve(spec.function)
@@ -149,8 +162,32 @@ def run_call(spec: CallSpec, store: Any) -> CallOutcome:
             err,
             error_type=type(exc).__name__,
             error_message=str(exc) or type(exc).__name__,
-            tb=traceback.format_exc(),
+            tb=user_traceback(exc),
         )
+
+
+DYNAMIC = "<dynamic-code>"
+"""The file name cloudpickle gives functions it ships by value (a FILE.py, a notebook)."""
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback text with the user's file and line where cloudpickle left
+    ``<dynamic-code>``: a by-value function keeps its module's ``__file__`` in its globals."""
+    te = traceback.TracebackException.from_exception(exc, lookup_lines=False)
+    pending: list[tuple[Any, BaseException | None]] = [(te, exc)]
+    while pending:
+        current, error = pending.pop()
+        if current is None or error is None:
+            continue
+        frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
+        for summary, frame in zip(current.stack, frames, strict=False):
+            if summary.filename == DYNAMIC:
+                real = frame.f_globals.get("__file__")
+                if isinstance(real, str):
+                    summary.filename = real
+        pending.append((current.__cause__, error.__cause__))
+        pending.append((current.__context__, error.__context__))
+    return "".join(te.format())
 
 
 def run_batch(specs: Sequence[CallSpec], store: Any) -> list[CallOutcome]:

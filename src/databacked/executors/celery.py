@@ -22,6 +22,7 @@ import io
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from queue import Empty, SimpleQueue
@@ -32,6 +33,7 @@ from kombu import Queue
 
 from databacked.errors import ExecutorError, WireError
 from databacked.executors.base import BaseExecutor, ItemFailed
+from databacked.executors.lifecycle import DROPPED, Liveness, WorkerWatch, consumers, driver_alive
 from databacked.executors.remote import decode_answer, encode_call
 from databacked.executors.signing import worker_key
 from databacked.executors.wire import (
@@ -39,6 +41,8 @@ from databacked.executors.wire import (
     resolve,
 )
 from databacked.secrets import redact
+
+log = logging.getLogger("databacked.executors.celery")
 
 TASK = "databacked.run_wire"
 """The one Celery task: a base64 call tar in, ``{"answer": base64 tar}`` or ``{"refused": ...}``."""
@@ -121,8 +125,15 @@ def check_broker(app: Celery, url: str, timeout: float = 4.0) -> None:
         ) from exc
 
 
-def run_wire(payload: str) -> dict[str, str]:
-    """The task body on a worker: decode the call tar, serve it, encode the answer tar."""
+def run_wire(payload: str, driver: str | None = None) -> dict[str, str]:
+    """The task body on a worker: decode the call tar, serve it, encode the answer tar.
+
+    A call whose driver is gone (interrupted, finished, killed) is dropped unrun: nobody
+    would record its result, and it would rewrite outputs behind the user's back.
+    """
+    if driver and not driver_alive(_current_app(), driver):
+        log.warning("Dropped a call of driver %s, which is gone; nothing was written.", driver)
+        return {"refused": DROPPED}
     serve = resolve(_SERVE)
     try:
         tar = base64.b64decode(payload, validate=True)
@@ -164,6 +175,7 @@ class CeleryExecutor(BaseExecutor):
         capture_limit: int = 64 * 1024,
         poll_interval: float = 0.05,
         key: str | bytes | None = None,
+        no_worker_warning: float = 30.0,
     ) -> None:
         super().__init__()
         url = broker or (broker_url(address) if address else None)
@@ -186,6 +198,15 @@ class CeleryExecutor(BaseExecutor):
             url, backend, queue=queue, task_timeout=task_timeout, connect_timeout=connect_timeout
         )
         check_broker(self.app, url, connect_timeout)
+        self.no_worker_warning = no_worker_warning
+        self.driver = uuid.uuid4().hex
+        try:
+            self._liveness = Liveness(self.app, self.driver)
+        except Exception as exc:
+            raise ExecutorError(
+                f"The celery executor could not register with the broker at {redact(url)}: "
+                f"{exc}; check that it runs."
+            ) from exc
         self._inbox: SimpleQueue[tuple[str, Future[Any], bool] | None] = SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="databacked-celery", daemon=True)
         self._thread.start()
@@ -241,6 +262,8 @@ class CeleryExecutor(BaseExecutor):
         (the ``rpc://`` backend reads replies on the thread that sent the calls)."""
         pending: dict[str, tuple[Any, Future[Any], bool]] = {}
         stopping = False
+        liveness = self._liveness
+        watch = WorkerWatch(self, redact(self.broker))
         backend = self.app.backend  # per thread in Celery: this one is the thread's own
         if hasattr(backend, "result_consumer"):
             # Results are read by polling (one MGET for all); a pub/sub subscription per call
@@ -254,18 +277,26 @@ class CeleryExecutor(BaseExecutor):
                     if message is None:
                         stopping = True
                     else:
+                        liveness.renew()  # before a worker can ask about this driver
                         self._send(message, pending)
                     message = self._inbox.get_nowait()
             except Empty:
                 pass
             if stopping:
+                # Queued calls of this run go too: revoked for the workers now listening,
+                # and dropped by any later worker, which finds this driver gone.
+                liveness.end()
+                self._revoke(list(pending))
                 for result, future, _ in pending.values():
                     future.cancel() or future.set_exception(_closed())
                     _forget(result)
                 pending.clear()
                 break
+            liveness.renew()
             if pending:
+                collected = len(pending)
                 self._collect(pending)
+                watch.check(bool(pending), collected > len(pending))
 
     def _send(
         self, message: tuple[str, Future[Any], bool], pending: dict[str, tuple[Any, Future, bool]]
@@ -274,7 +305,9 @@ class CeleryExecutor(BaseExecutor):
         if not future.set_running_or_notify_cancel():
             return
         try:
-            result = self.app.send_task(TASK, args=[payload], queue=self.queue)
+            result = self.app.send_task(
+                TASK, args=[payload], kwargs={"driver": self.driver}, queue=self.queue
+            )
         except Exception as exc:
             future.set_exception(
                 ExecutorError(
@@ -342,6 +375,15 @@ class CeleryExecutor(BaseExecutor):
             return item
         return [item if ok else ItemFailed(item, trace) for ok, item, trace in results]
 
+    def consumers(self) -> int:
+        """Workers consuming this executor's queue."""
+        return consumers(self.app, self.queue)
+
+    def _revoke(self, task_ids: list[str]) -> None:
+        if task_ids:
+            with contextlib.suppress(Exception):
+                self.app.control.revoke(task_ids)
+
     def _shutdown(self) -> None:
         self._inbox.put(None)
         self._thread.join()
@@ -349,6 +391,12 @@ class CeleryExecutor(BaseExecutor):
 
     def __repr__(self) -> str:
         return f"<CeleryExecutor broker={redact(self.broker)!r} queue={self.queue!r}>"
+
+
+def _current_app() -> Celery:
+    from celery import current_app
+
+    return current_app._get_current_object()  # type: ignore[no-any-return]
 
 
 def _pack(tar: bytes) -> str:
@@ -373,10 +421,12 @@ def _forget(result: Any) -> None:
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "DROPPED",
     "TASK",
     "CeleryExecutor",
     "check_broker",
     "create_app",
+    "driver_alive",
     "redact",
     "run_wire",
 ]

@@ -125,8 +125,12 @@ def _factory(name: str) -> Callable[..., Executor]:
                 "check that its package is installed correctly."
             ) from exc
         return loaded
+    import difflib
+
+    close = difflib.get_close_matches(name, known_executors(), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ExecutorError(
-        f"Unknown executor {name!r}; known executors: {', '.join(known_executors())}."
+        f"Unknown executor {name!r}{hint}; known executors: {', '.join(known_executors())}."
     )
 
 

@@ -59,6 +59,9 @@ class Format:
     # Libraries that seek back while writing (tifffile patches IFD offsets) get a spooled
     # temporary file, copied through the store's hashing writer once complete.
     needs_seek: ClassVar[bool] = False
+    # What a format loses on every write ("" for a lossless one), e.g. "JPEG compression
+    # artefacts": a step that reads such an artifact back is warned at plan time.
+    lossy: ClassVar[str] = ""
 
     def __init__(self, **options: Any) -> None:
         self.options: dict[str, Any] = options
@@ -155,6 +158,11 @@ class Format:
 
     def read(self, store: Store, path: str, *, lazy: bool = False) -> Any:
         raise NotImplementedError
+
+    def lost(self, metadata: dict[str, Any]) -> str:
+        """What the write that produced ``metadata`` lost ("" when its values read back
+        as they were written); formats that lose only some values override it."""
+        return self.lossy
 
     def read_metadata(self, store: Store, path: str) -> dict[str, Any]:
         """Metadata of an existing file (cheap where possible); {} when unknown."""

@@ -34,9 +34,10 @@ _plugins: dict[str, dict[str, type[Format]]] = {}
 
 
 def _builtin() -> dict[str, type[Format]]:
+    from databacked.formats.files import FileCopy, LocalFile
     from databacked.formats.png import Png
 
-    return {**BUILTIN, Png.name: Png}
+    return {**BUILTIN, Png.name: Png, FileCopy.name: FileCopy, LocalFile.name: LocalFile}
 
 
 def plugins() -> dict[str, type[Format]]:

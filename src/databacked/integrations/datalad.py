@@ -233,8 +233,8 @@ def run_inputs(catalog: Catalog, store: Store, run_id: str) -> list[str]:
     keys = [c.key for c in calls]
     made = {(o.store, o.path) for c in calls for o in c.outputs.values()}
     found: set[str] = set()
-    for edges in catalog.inputs_of(keys).values():
-        for _, ref in edges:
+    for by_name in catalog.inputs_of(keys).values():
+        for ref in (r for refs in by_name.values() for r in refs):
             if ref.path is None or (ref.store or store.url, ref.path) in made:
                 continue
             if ref.path.startswith("/"):

@@ -75,7 +75,10 @@ def export_rocrate(
     if out.exists() and (out.is_file() or any(out.iterdir())):
         raise ConfigError(f"{out} already exists; export into a new folder (or remove it first).")
     calls, runs = _select(catalog, store, run_id, targets)
-    inputs = catalog.inputs_of(c.key for c in calls if c.status == "ok")
+    inputs = {  # key -> (argument name, input) edges, in argument order
+        key: [(name, ref) for name, refs in by_name.items() for ref in refs]
+        for key, by_name in catalog.inputs_of(c.key for c in calls if c.status == "ok").items()
+    }
     files = _files(store, calls, inputs)
     folder = Path(tempfile.mkdtemp(prefix=".crate-", dir=out.parent)) if zip else out
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphlib
+import warnings
 from collections.abc import Sequence
 
 from databacked.errors import SpecError
@@ -14,7 +15,8 @@ def spec_order(specs: Sequence[Spec], store: Store | None = None) -> list[Spec]:
     """Specs in dependency order (ties by name, so the order is stable).
 
     A cycle is a SpecError naming it. With ``store``, an input repo that is neither a folder
-    of the store nor another pipeline's output is a SpecError too.
+    of the store nor another pipeline's output is a warning: its pipelines wait for files to
+    arrive there, as the watcher says too (a repo may be created after its spec).
     """
     by_name = {s.pipeline: s for s in specs}
     graph = {s.pipeline: {r for r in s.input_repos() if r in by_name} for s in specs}
@@ -22,9 +24,11 @@ def spec_order(specs: Sequence[Spec], store: Store | None = None) -> list[Spec]:
         for spec in specs:
             for repo in spec.input_repos():
                 if repo not in by_name and not _repo_exists(store, repo):
-                    raise SpecError(
-                        f"{spec.origin}: repo '{repo}' does not exist in {store.url}; "
-                        "create the folder or fix the spec."
+                    warnings.warn(
+                        f"{spec.origin}: repo '{repo}' does not exist in {store.url} yet; "
+                        "the pipelines reading it wait until files arrive there (or fix the "
+                        "spec if the name is wrong).",
+                        stacklevel=2,
                     )
     sorter = graphlib.TopologicalSorter(graph)
     try:

@@ -39,6 +39,31 @@ def spec_files(path: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
+def project_folder(path: str | os.PathLike[str]) -> Path:
+    """The project of a specs file or folder, whatever the specs folder is called: where
+    commands run and transform modules import from.
+
+    A folder holding ``pipelines/`` is the project; a folder of spec files (or a spec
+    file's folder) is the project when it is the working folder or holds Python modules or
+    a ``databacked.toml``/``pyproject.toml``, else its parent is.
+    """
+    p = Path(path)
+    base = (p.parent if p.is_file() else p).resolve()
+    if not base.is_dir():
+        return base.parent
+    has_specs = any(f.suffix in SPEC_SUFFIXES and f.is_file() for f in base.iterdir())
+    if not has_specs and (base / "pipelines").is_dir():
+        return base
+    if base.name == "pipelines":
+        return base.parent
+    if base == Path.cwd().resolve():
+        return base
+    markers = ("databacked.toml", "pyproject.toml")
+    if any(f.suffix == ".py" or f.name in markers for f in base.iterdir()):
+        return base
+    return base.parent
+
+
 def load_specs(path: str | os.PathLike[str]) -> list[Spec]:
     """Every pipeline spec in a file or folder (several YAML documents per file allowed).
 
@@ -270,4 +295,11 @@ def _shown(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-__all__ = ["input_problems", "load_file", "load_specs", "load_text", "spec_files"]
+__all__ = [
+    "input_problems",
+    "load_file",
+    "load_specs",
+    "load_text",
+    "project_folder",
+    "spec_files",
+]

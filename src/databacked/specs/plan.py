@@ -29,7 +29,7 @@ from databacked.specs import attic, containers
 from databacked.specs.complete import is_complete
 from databacked.specs.datums import Datum, datum_key, match_datums
 from databacked.specs.graph import spec_order
-from databacked.specs.loading import load_specs
+from databacked.specs.loading import load_specs, project_folder
 from databacked.specs.model import Spec
 from databacked.specs.transform import DatumTask, placeholder_values, transform_identity
 from databacked.store import FileInfo, Store
@@ -117,8 +117,7 @@ def ordered_specs(
     project = Path.cwd()
     if isinstance(source, str | os.PathLike):
         folder = Path(source)
-        base = folder.parent if folder.is_file() else folder
-        project = base.parent if base.name == "pipelines" else base
+        project = project_folder(folder)
         if project.is_dir() and str(project.resolve()) not in sys.path:
             # Transforms name modules of the project (``steps:measure``); appended, so a
             # project file never shadows an installed module.
