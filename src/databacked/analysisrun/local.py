@@ -1,0 +1,159 @@
+"""Local and notebook runs: every lane a databacked call through ``db.run``, then the export.
+
+The engine keys, leases, caches and records the lane calls; this module turns the lanes
+into calls, and the calls' outputs back into the result table and the image files in
+``output_dir`` (which is the store, with its catalog under ``.databacked/``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger("databacked.analysisrun")
+
+
+@dataclass
+class LaneFailure:
+    """A lane whose call failed, with the error text (the lane process's stderr in it)."""
+
+    data_name: str
+    sample_name: str
+    error: str
+
+
+@dataclass
+class LaneRun:
+    """What a local or notebook run produced."""
+
+    results: pd.DataFrame
+    failures: list[LaneFailure] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    """Lane calls by status: ran, cached, failed, skipped."""
+    run_id: str = ""
+    images: dict[str, str] = field(default_factory=dict)
+    """Image name -> path written in output_dir."""
+
+
+def analyze_fingerprint(analyze: Callable[..., Any]) -> str:
+    """The fingerprint the engine gives a step: normalised source and local helpers."""
+    from databacked.engine.keys import fingerprint
+
+    name = getattr(analyze, "__qualname__", None) or getattr(analyze, "__name__", "analyze")
+    return fingerprint(analyze, name, None)
+
+
+def run_lanes(
+    analyze: Callable[..., Any],
+    params: Any,
+    params_type: type,
+    results_type: type,
+    lanes: list[tuple[str, str, dict[str, pd.DataFrame]]],
+    *,
+    entry: str,
+    output_dir: Path,
+    store: Any = None,
+    catalog: Any = None,
+    executor: Any = None,
+    workers: int | None = None,
+) -> LaneRun:
+    """Run (or find cached) every lane; write images to the store root; return the rows."""
+    import databacked as db
+    from databacked.analysisrun.lanestep import IN_PROCESS, analysisrun_lane, register
+    from databacked.catalog import Catalog
+    from databacked.engine.pipeline import Pipeline
+    from databacked.store import Store
+
+    fingerprint = analyze_fingerprint(analyze)
+    if entry == IN_PROCESS:
+        register(fingerprint, analyze, params_type, results_type)
+    params_json = params.model_dump(mode="json")
+
+    def wire() -> list[Any]:
+        return [
+            analysisrun_lane(
+                entry=entry, analyze=fingerprint, params=params_json, data_name=data_name,
+                sample_name=sample_name, data=frames,
+            )
+            for data_name, sample_name, frames in lanes
+        ]  # fmt: skip
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    store_obj = store if isinstance(store, Store) else Store(store or str(output_dir))
+    own_catalog = not isinstance(catalog, Catalog)
+    catalog_obj = (
+        catalog
+        if not own_catalog
+        else Catalog.open(catalog or f"sqlite:///{output_dir / '.databacked' / 'catalog.db'}")
+    )
+    try:
+        result = db.run(
+            Pipeline(wire, name="analysisrun"),
+            store=store_obj,
+            catalog=catalog_obj,
+            executor=executor or ("inline" if entry == IN_PROCESS else "threads"),
+            workers=workers or (os.cpu_count() or 1),
+        )
+        rows, failures = [], []
+        table = result.calls
+        for (data_name, sample_name, _), value, (_, call) in zip(
+            lanes, result.value, table.iterrows(), strict=True
+        ):
+            if value is None:
+                failures.append(LaneFailure(data_name, sample_name, str(call["error"] or "")))
+                continue
+            rows.append((data_name, value))
+        images = _export_images(store_obj, catalog_obj, rows) if not failures else {}
+        frames = [value["result"].load() for _, value in rows]
+        results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return LaneRun(results, failures, result.counts(), result.run_id, images)
+    finally:
+        if own_catalog:
+            catalog_obj.close()
+
+
+def _export_images(store: Any, catalog: Any, rows: list[tuple[str, Any]]) -> dict[str, str]:
+    """Each lane's images as plain files at the store root (analysisrun's output_dir), known
+    to the catalog; a file already holding the same bytes is left alone."""
+    from databacked.formats.base import ArtifactRecord
+    from databacked.formats.registry import format_for_path
+    from databacked.hashing import hash_bytes
+
+    written: dict[str, str] = {}
+    records = []
+    for data_name, value in rows:
+        source = value["images"]
+        table = source.load()
+        for name, raw in zip(table["name"], table["data"], strict=True):
+            path = store.check_path(str(name))
+            data = bytes(raw)
+            digest = hash_bytes(data)
+            if store.exists(path) and store.info(path).size == len(data) and (
+                store.hash(path) == digest
+            ):
+                written[str(name)] = store.uri(path)
+                continue
+            done = store.put_bytes(path, data)
+            fmt = format_for_path(path)
+            records.append(
+                ArtifactRecord(
+                    path=done.path, hash=done.hash, size=done.size,
+                    format=fmt.name if fmt is not None else "", stamp=done.stamp,
+                    metadata={"analysisrun_lane": data_name, "from": source.path},
+                )
+            )  # fmt: skip
+            written[str(name)] = store.uri(path)
+    if records:
+        store.sync()
+        catalog.record_artifacts(store.url, records)
+    log.debug("analysisrun: %d images in %s (%d written)", len(written), store.url, len(records))
+    return written
+
+
+__all__ = ["LaneFailure", "LaneRun", "analyze_fingerprint", "run_lanes"]
