@@ -19,7 +19,6 @@ import databacked.analysisrun as ar
 DATA = Path(os.environ.get("EXAMPLE_DATA", "."))
 OUT = os.environ.get("EXAMPLE_OUT", "./out")
 PARAM1 = int(os.environ.get("EXAMPLE_PARAM1", "1"))
-FAIL_LANE = os.environ.get("EXAMPLE_FAIL_LANE", "")
 LOG = os.environ.get("EXAMPLE_LOG", "")
 
 
@@ -51,7 +50,7 @@ def analyze(args: ar.AnalyzeArgs[Parameters, ImageAnalysisResults]) -> pd.Series
     if LOG:
         with open(LOG, "a") as log:
             log.write(f"{os.getpid()} {args.data_name}\n")
-    if args.data_name == FAIL_LANE:
+    if args.data_name == os.environ.get("EXAMPLE_FAIL_LANE"):  # read at run time: not code
         raise ValueError(f"lane {args.data_name} cannot be analysed")
     per_field = [len(field) for field in spots]
     fig, ax = plt.subplots(figsize=(2, 1.5), dpi=40)

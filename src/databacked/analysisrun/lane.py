@@ -74,7 +74,9 @@ def run_analyze(
 
 def annotate(series: pd.Series, data_name: str, sample_name: str) -> pd.Series:
     """Every result row names its lane: ``data`` and ``sample_name`` (analysisrun's columns)."""
-    series = series.copy()
+    missing = {"data", "sample_name"} - set(series.index)
+    # a numeric Series cannot take the text labels without changing its dtype anyway
+    series = series.astype(object) if missing and series.dtype != object else series.copy()
     if "data" not in series.index:
         series["data"] = data_name
     if "sample_name" not in series.index:
