@@ -94,3 +94,4 @@ results: pd.DataFrame = ac.run_analysis(analyze=analyze, postprocess=postprocess
 results.to_csv(Path(OUT) / "results.csv", index=False)
 if ac.last_run is not None:
     print("counts", ac.last_run.counts)
+print("driver", os.getpid())

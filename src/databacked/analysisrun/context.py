@@ -79,6 +79,12 @@ class AnalysisContext(Generic[P, R]):
     def _answer(self, analyze: Callable[..., Any], postprocess: Callable[..., Any] | None) -> Any:
         from databacked.analysisrun import distributed
 
+        if self.method == "serve":
+            from databacked.analysisrun.serve import serve
+
+            serve(self.request, self.stdout, self.stderr, params_type=self.params_type,
+                  results_type=self.image_analysis_results, analyze=analyze)  # fmt: skip
+            raise SystemExit(0)
         try:
             if self.method == "postprocess":
                 distributed.answer_postprocess(self.request, postprocess, self.stdout,
@@ -224,6 +230,7 @@ def _distributed(
     results_type: type,
 ) -> AnalysisContext[Any, Any]:  # fmt: skip
     from databacked.analysisrun import distributed
+    from databacked.analysisrun.serve import SERVE_ENV
     from databacked.analysisrun.tario import read_entries
 
     out, err = base["stdout"], base["stderr"]
@@ -233,6 +240,9 @@ def _distributed(
     if method not in ("analyze", "postprocess", "analyzeseq"):
         exit_with_error(ExitCodes.INVALID_USAGE, msg.BAD_METHOD.format(method=method), out, err,
                         mode="distributed")  # fmt: skip
+    if method == "analyze" and os.environ.get(SERVE_ENV) == "1":
+        return AnalysisContext(**base, params=None, method="serve",
+                               request=stdin if stdin is not None else sys.stdin.buffer)
     try:
         entries = read_entries(stdin if stdin is not None else sys.stdin.buffer)
         request = distributed.parse(method, entries, params_type, results_type)

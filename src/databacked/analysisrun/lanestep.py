@@ -11,9 +11,9 @@ Its two outputs, the result row and the images, are Parquet tables in the store.
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +22,7 @@ import pandas as pd
 
 from databacked.analysisrun.distributed import CLEANSED
 from databacked.analysisrun.lane import LaneInput, run_analyze
+from databacked.analysisrun.serve import forget, lane_process
 from databacked.analysisrun.tario import (
     decode_frame,
     encode_frame,
@@ -115,19 +116,20 @@ def _in_child(
         env.pop(name, None)
     env.update(ANALYSISRUN_METHOD="analyze", ANALYSISRUN_ENCODING="parquet",
                PYTHONIOENCODING="utf-8")  # fmt: skip
-    proc = subprocess.run(
-        command, input=write_entries(entries), capture_output=True, env=env, check=False
-    )
-    err = proc.stderr.decode("utf-8", "replace")
+    process = lane_process(command, env)
+    got = process.ask(write_entries(entries))
+    if got is None:
+        forget(process)
+        code, err = process.last_words()
+        raise LaneError(f"the lane process died (exit {code})\n{err.strip()}")
+    code, raw, err = got
     try:
-        answer = read_entries(_bytes_io(proc.stdout))
+        answer = read_entries(io.BytesIO(raw))
     except ValueError:
         answer = {}
-    if proc.returncode != 0 or "error" in answer or "analysis_result" not in answer:
+    if code != 0 or "error" in answer or "analysis_result" not in answer:
         message = answer.get("error", b"").decode("utf-8", "replace").strip()
-        raise LaneError(
-            f"{message or 'the lane process failed'} (exit {proc.returncode})\n{err.strip()}"
-        )
+        raise LaneError(f"{message or 'the lane process failed'} (exit {code})\n{err.strip()}")
     if err.strip():
         sys.stderr.write(err)
     images = {
@@ -136,12 +138,6 @@ def _in_child(
         if name.startswith("images/")
     }
     return decode_frame(answer["analysis_result"]), images
-
-
-def _bytes_io(data: bytes) -> Any:
-    import io
-
-    return io.BytesIO(data)
 
 
 __all__ = ["IN_PROCESS", "LaneError", "analysisrun_lane", "register", "script_entry"]

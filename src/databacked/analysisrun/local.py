@@ -66,6 +66,7 @@ def run_lanes(
     """Run (or find cached) every lane; write images to the store root; return the rows."""
     import databacked as db
     from databacked.analysisrun.lanestep import IN_PROCESS, analysisrun_lane, register
+    from databacked.analysisrun.serve import close_all
     from databacked.catalog import Catalog
     from databacked.engine.pipeline import Pipeline
     from databacked.store import Store
@@ -114,6 +115,7 @@ def run_lanes(
         results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         return LaneRun(results, failures, result.counts(), result.run_id, images)
     finally:
+        close_all()
         if own_catalog:
             catalog_obj.close()
 
