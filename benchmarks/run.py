@@ -382,7 +382,8 @@ def main() -> int:
     peers = [p for p in os.environ.get("PEERS", "").split(",") if p]
     wanted = set(
         args.only
-        or ["import", "hashing", "formats", "catalog", "pipeline", "scale", "executors", "specs"]
+        or ["import", "hashing", "formats", "catalog", "pipeline", "scale", "executors", "specs",
+            "analysisrun"]
     )
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="databacked-bench-") as tmp:
@@ -396,6 +397,7 @@ def main() -> int:
             ("scale", lambda: section_scale(work, args.full)),
             ("executors", lambda: section_module("bench_executors")),
             ("specs", lambda: section_module("bench_specs")),
+            ("analysisrun", lambda: section_module("bench_analysisrun")),
         ]
         for name, section in plan:
             if name in wanted:
