@@ -240,7 +240,7 @@ def _distributed(
     if method not in ("analyze", "postprocess", "analyzeseq"):
         exit_with_error(ExitCodes.INVALID_USAGE, msg.BAD_METHOD.format(method=method), out, err,
                         mode="distributed")  # fmt: skip
-    if method == "analyze" and os.environ.get(SERVE_ENV) == "1":
+    if method == "analyze" and os.environ.get(SERVE_ENV, "").isdigit():
         return AnalysisContext(**base, params=None, method="serve",
                                request=stdin if stdin is not None else sys.stdin.buffer)
     try:
@@ -258,6 +258,11 @@ def _stdout(mode: str) -> IO[bytes]:
     can corrupt the tar."""
     if mode != "distributed":
         return sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout  # type: ignore[return-value]
+    from databacked.analysisrun.serve import SERVE_ENV
+
+    channel = os.environ.get(SERVE_ENV, "")
+    if channel.isdigit():  # a local run's lane process: answers have a pipe of their own
+        return os.fdopen(int(channel), "wb")
     try:
         sys.stdout.flush()
         answer = os.fdopen(os.dup(1), "wb")

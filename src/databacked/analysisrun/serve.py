@@ -3,16 +3,18 @@
 Starting the script (Python, pandas, matplotlib, the user's imports) can cost as much as a
 lane's analysis, so a local run keeps each lane process it starts and hands it the next
 lane: the same tar an orchestrator sends, framed by length on stdin, the same answer tar
-framed on stdout with its exit code. A lane that fails answers its ``error`` entry and the
-process goes on; a process that dies fails only its current lane.
+framed with its exit code on a pipe of its own (so nothing the script prints can corrupt
+it). A lane that fails answers its ``error`` entry and the process goes on; a process that
+dies fails only its current lane.
 
-Frames: request = 8-byte big-endian length + tar; answer = 4-byte exit code + 8-byte length
-+ tar. End of stdin ends the process (exit 0).
+Frames: request = 8-byte big-endian length + tar; answer = ``ARL1`` + 4-byte exit code +
+8-byte length + tar. End of stdin ends the process (exit 0).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -21,8 +23,9 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
+MAGIC = b"ARL1"
 SERVE_ENV = "ANALYSISRUN_LANE_SERVER"
-"""Set to 1 in a lane process started by a local run: it serves lanes until stdin ends."""
+"""In a lane process started by a local run: the file descriptor its answers go to."""
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
@@ -76,7 +79,7 @@ def serve(
         sys.stderr.flush()
         stderr.flush()
         data = answer.getvalue()
-        stdout.write(struct.pack(">IQ", code, len(data)) + data)
+        stdout.write(MAGIC + struct.pack(">IQ", code, len(data)) + data)
         stdout.flush()
 
 
@@ -87,27 +90,36 @@ class LaneProcess:
     """One running lane process: ``ask(tar)`` -> (exit code, answer tar, its stderr)."""
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
-        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
-            env={**env, SERVE_ENV: "1"},
-        )  # fmt: skip
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close_all()
+        # Answers come back on a pipe of their own: whatever the script prints, before or
+        # after read_context, lands with its stderr and can never corrupt an answer.
+        read_end, write_end = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=self.errors, stderr=self.errors,
+                env={**env, SERVE_ENV: str(write_end)}, pass_fds=(write_end,),
+            )  # fmt: skip
+        finally:
+            os.close(write_end)
+        self.answers = os.fdopen(read_end, "rb")
         self.offset = 0
 
     def ask(self, request: bytes) -> tuple[int, bytes, str] | None:
         """The answer to one lane, or None when the process died (its stderr is in
         ``last_words``)."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(struct.pack(">Q", len(request)) + request)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             return None
-        header = _read_exact(self.proc.stdout, 12)
-        if header is None:
+        header = _read_exact(self.answers, 16)
+        if header is None or header[:4] != MAGIC:
+            # not a lane answer (the command is not an analysis script): fail the lane
+            self.proc.kill()
             return None
-        code, size = struct.unpack(">IQ", header)
-        data = _read_exact(self.proc.stdout, size)
+        code, size = struct.unpack(">IQ", header[4:])
+        data = _read_exact(self.answers, size)
         if data is None:
             return None
         return code, data, self._new_errors()
@@ -167,6 +179,7 @@ def close_all() -> None:
         _processes.clear()
     for process in found:
         process.close()
+        process.answers.close()
         process.errors.close()
 
 
