@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 from pathlib import Path
 from typing import NamedTuple
@@ -144,3 +145,29 @@ def test_tables_are_read_by_content() -> None:
         pd.testing.assert_frame_equal(back, TABLE)
     leading = decode_frame(b"data,sample\n0001,S1\n")
     assert leading.loc[0, "data"] == "0001"
+
+
+def test_analysisrun_later_modes_analyzeseq_and_showschema(
+    distributed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANALYSISRUN_METHOD")
+    monkeypatch.setenv("ANALYSISRUN_MODE", "analyzeseq")
+    stdin = io.BytesIO(make_tar({
+        "targets": b'{"0001": "S1", "0002": "S2"}', "params": b"{}",
+        "image_analysis_results/spots": encode_frame(TABLE, "csv"),
+    }))
+    out = io.BytesIO()
+    ac = ar.read_context(Params, Results, stdin=stdin, stdout=out)
+    with pytest.raises(SystemExit) as exit_info:
+        ac.run_analysis(analyze)
+    assert exit_info.value.code == 0
+    answer = read_tar(out.getvalue())
+    assert sorted(answer) == ["0001/analysis_result", "0002/analysis_result"]
+    assert pickle.loads(answer["0002/analysis_result"])["n"] == 1
+
+    monkeypatch.setenv("ANALYSISRUN_MODE", "showschema")
+    out = io.BytesIO()
+    with pytest.raises(SystemExit):
+        ar.read_context(Params, Results, stdout=out)
+    paths = [entry["path"] for entry in json.loads(out.getvalue())["tar_entries"]]
+    assert paths == ["data_name", "sample_name", "params", "image_analysis_results/spots"]
