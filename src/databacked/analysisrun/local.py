@@ -93,13 +93,15 @@ def run_lanes(
         if not own_catalog
         else Catalog.open(catalog or f"sqlite:///{output_dir / '.databacked' / 'catalog.db'}")
     )
+    workers = workers or (os.cpu_count() or 1)
+    executor_obj = _executor(executor or ("inline" if entry == IN_PROCESS else "threads"), workers)
     try:
         result = db.run(
             Pipeline(wire, name="analysisrun"),
             store=store_obj,
             catalog=catalog_obj,
-            executor=executor or ("inline" if entry == IN_PROCESS else "threads"),
-            workers=workers or (os.cpu_count() or 1),
+            executor=executor_obj,
+            workers=workers,
         )
         rows, failures = [], []
         table = result.calls
@@ -115,9 +117,31 @@ def run_lanes(
         results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         return LaneRun(results, failures, result.counts(), result.run_id, images)
     finally:
+        if executor_obj is not executor:
+            executor_obj.close()
         close_all()
         if own_catalog:
             catalog_obj.close()
+
+
+def _executor(executor: Any, workers: int) -> Any:
+    """The executor for lane calls. A bare ``dask`` gets a local cluster of threads: a lane
+    call only waits for its lane process, and worker processes would be spawned by
+    re-importing the user's script, which runs its analysis at top level."""
+    from databacked.executors import get_executor
+
+    if not isinstance(executor, str):
+        return executor
+    if executor.strip().lower() == "dask":
+        return get_executor(
+            "dask", workers=workers, cluster_class="distributed.LocalCluster",
+            cluster_kwargs={
+                "processes": False, "threads_per_worker": 1, "n_workers": workers,
+                "dashboard_address": None, "worker_dashboard_address": "127.0.0.1:0",
+                "scheduler_kwargs": {"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+            },
+        )  # fmt: skip
+    return get_executor(executor, workers=workers)
 
 
 def _export_images(store: Any, catalog: Any, rows: list[tuple[str, Any]]) -> dict[str, str]:

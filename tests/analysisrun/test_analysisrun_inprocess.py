@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 import pandas as pd
 import pytest
+from arhelpers import make_tar, read_tar
 from pydantic import BaseModel
-from tests.analysisrun.conftest import make_tar, read_tar
 
 import databacked.analysisrun as ar
 from databacked.analysisrun.tario import decode_frame, encode_frame

@@ -7,9 +7,17 @@ import pickle
 from pathlib import Path
 
 import pandas as pd
-from tests.analysisrun.conftest import lane_log, make_tar, read_tar, run_script, write_data
+from arhelpers import (
+    EXAMPLE,
+    lane_log,
+    make_tar,
+    read_tar,
+    run_script,
+    write_data,
+)
 
 from databacked.catalog import Catalog
+from databacked.testing import services
 
 LANES = ["0001", "0002", "0003"]
 SAMPLES = {"0001": "S1", "0002": "S2", "0003": "S3"}
@@ -179,3 +187,26 @@ def test_distributed_analyze_and_postprocess_with_csv_entries(data: Path, tmp_pa
     table = pd.read_csv(io.BytesIO(answer["result_csv"]), dtype={"data": str})
     assert list(table["data"]) == LANES and list(table["rank"]) == [1.0, 2.0, 3.0]
     assert set(answer) == {"result_csv", *(f"result_json/{lane}" for lane in LANES)}
+
+
+def test_lane_calls_on_dask_share_the_cache_of_local_runs(data: Path, tmp_path: Path) -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        services.unavailable("dask.distributed is missing: pip install 'databacked[dask]'")
+    script = tmp_path / "with_executor.py"
+    script.write_text(
+        EXAMPLE.read_text().replace(
+            "    output_dir=OUT,",
+            '    output_dir=OUT, executor=os.environ.get("EXAMPLE_EXECUTOR"),',
+        )
+    )
+    out = tmp_path / "out"
+    proc = run_script(data, out, script=script, EXAMPLE_EXECUTOR="dask")
+    _ok(proc)
+    assert b"'ran': 3" in proc.stdout
+    first = (out / "results.csv").read_bytes()
+    proc = run_script(data, out, script=script)  # the default executor: threads
+    _ok(proc)
+    assert b"'cached': 3" in proc.stdout
+    assert (out / "results.csv").read_bytes() == first
