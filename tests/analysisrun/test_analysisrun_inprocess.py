@@ -171,3 +171,22 @@ def test_analysisrun_later_modes_analyzeseq_and_showschema(
         ar.read_context(Params, Results, stdout=out)
     paths = [entry["path"] for entry in json.loads(out.getvalue())["tar_entries"]]
     assert paths == ["data_name", "sample_name", "params", "image_analysis_results/spots"]
+
+
+def test_scan_model_input_asks_field_by_field_and_asks_again(tmp_path: Path) -> None:
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from databacked.analysisrun.inputs import input_model
+
+    TABLE.to_csv(tmp_path / "spots.csv", index=False)
+    (tmp_path / "samples.csv").write_text("data,sample\n0001,S1\n")
+    model = input_model(Params, Results)
+    with create_pipe_input() as pipe:
+        # a number that is not one is refused (and erased) before 2.5 is accepted
+        pipe.send_text(f"{tmp_path / 'spots.csv'}\r{tmp_path / 'samples.csv'}\r"
+                       "abc\r" + "\x7f" * 3 + "2.5\r")
+        answers = ar.scan_model_input(model, input=pipe, output=DummyOutput())
+    assert answers.params == Params(threshold=2.5)
+    assert answers.image_analysis_results.spots.path == tmp_path / "spots.csv"
+    assert answers.sample_names.read_bytes().startswith(b"data,sample")

@@ -14,10 +14,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
-def scan_model_input(model_class: type[M], *, parent: str = "") -> M:
+def scan_model_input(model_class: type[M], *, parent: str = "", **prompt_options: Any) -> M:
     """Prompt for each field (nested models field by field) and return the validated model.
 
-    Raises KeyboardInterrupt when the user aborts (Ctrl-C).
+    ``prompt_options`` go to every questionary prompt (``input=``/``output=`` of
+    prompt_toolkit, for tests and embedding). Raises KeyboardInterrupt when the user aborts.
     """
     import questionary
 
@@ -26,8 +27,9 @@ def scan_model_input(model_class: type[M], *, parent: str = "") -> M:
         label = f"{parent}.{name}" if parent else name
         annotation = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            questionary.print(info.description or label, style="bold")
-            values[name] = scan_model_input(annotation, parent=label)
+            if not prompt_options:
+                questionary.print(info.description or label, style="bold")
+            values[name] = scan_model_input(annotation, parent=label, **prompt_options)
             continue
         adapter = TypeAdapter(annotation)
         default = None if info.is_required() else info.get_default(call_default_factory=True)
@@ -46,7 +48,7 @@ def scan_model_input(model_class: type[M], *, parent: str = "") -> M:
 
         path_like = getattr(annotation, "__analysisrun_input_method__", "") == "path"
         ask = questionary.path if path_like else questionary.text
-        answer = ask(prompt + ":", validate=check).ask()
+        answer = ask(prompt + ":", validate=check, **prompt_options).ask()
         if answer is None:
             raise KeyboardInterrupt
         values[name] = default if answer == "" and default is not None else adapter.validate_python(
