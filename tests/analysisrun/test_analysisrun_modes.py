@@ -129,6 +129,9 @@ def test_lanes_are_data_backed(data: Path, tmp_path: Path) -> None:
         result_path = next(p for p in lane_outputs if p.endswith("-result.parquet"))
         lineage = catalog.lineage(str(out), result_path)
         assert lineage[0].call is not None and lineage[0].call.step == "analysisrun_lane"
+        # an image leads back to the lane call that drew it
+        steps = [row.call.step for row in catalog.lineage(str(out), "0003_fields.png") if row.call]
+        assert steps == ["analysisrun_export", "analysisrun_lane"]
 
 
 def test_a_failing_lane_exits_1_with_the_message_and_the_traceback(

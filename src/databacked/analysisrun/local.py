@@ -112,7 +112,9 @@ def run_lanes(
                 failures.append(LaneFailure(data_name, sample_name, str(call["error"] or "")))
                 continue
             rows.append((data_name, value))
-        images = _export_images(store_obj, catalog_obj, rows) if not failures else {}
+        images = (
+            _export_images(store_obj, catalog_obj, rows, result.run_id) if not failures else {}
+        )
         frames = [value["result"].load() for _, value in rows]
         results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         return LaneRun(results, failures, result.counts(), result.run_id, images)
@@ -144,41 +146,59 @@ def _executor(executor: Any, workers: int) -> Any:
     return get_executor(executor, workers=workers)
 
 
-def _export_images(store: Any, catalog: Any, rows: list[tuple[str, Any]]) -> dict[str, str]:
-    """Each lane's images as plain files at the store root (analysisrun's output_dir), known
-    to the catalog; a file already holding the same bytes is left alone."""
+def _export_images(
+    store: Any, catalog: Any, rows: list[tuple[str, Any]], run_id: str
+) -> dict[str, str]:
+    """Each lane's images as plain files at the store root (analysisrun's output_dir); a file
+    already holding the same bytes is left alone. Each lane's export is recorded as a call
+    (step ``analysisrun_export``, input: the lane's images table), so ``databacked lineage``
+    leads from an image to the lane call that drew it."""
+    import socket
+    import time
+
+    from databacked.catalog.records import CallRecord, InputRef
     from databacked.formats.base import ArtifactRecord
     from databacked.formats.registry import format_for_path
-    from databacked.hashing import hash_bytes
+    from databacked.hashing import combine, hash_bytes
 
     written: dict[str, str] = {}
-    records = []
+    calls = []
     for data_name, value in rows:
         source = value["images"]
         table = source.load()
+        started = time.time()
+        outputs = {}
         for name, raw in zip(table["name"], table["data"], strict=True):
             path = store.check_path(str(name))
             data = bytes(raw)
-            digest = hash_bytes(data)
+            written[str(name)] = store.uri(path)
             if store.exists(path) and store.info(path).size == len(data) and (
-                store.hash(path) == digest
+                store.hash(path) == hash_bytes(data)
             ):
-                written[str(name)] = store.uri(path)
                 continue
             done = store.put_bytes(path, data)
             fmt = format_for_path(path)
-            records.append(
-                ArtifactRecord(
-                    path=done.path, hash=done.hash, size=done.size,
-                    format=fmt.name if fmt is not None else "", stamp=done.stamp,
-                    metadata={"analysisrun_lane": data_name, "from": source.path},
+            outputs[str(name)] = ArtifactRecord(
+                path=done.path, hash=done.hash, size=done.size,
+                format=fmt.name if fmt is not None else "", stamp=done.stamp,
+                metadata={"analysisrun_lane": data_name},
+            )  # fmt: skip
+        if outputs:
+            calls.append(
+                CallRecord(
+                    key=combine("analysisrun-export", source.hash, *sorted(outputs)),
+                    step="analysisrun_export", fingerprint="analysisrun_export@1",
+                    run_id=run_id, store=store.url, params={"data_name": data_name},
+                    inputs={"images": [InputRef(source.hash, source.path)]}, outputs=outputs,
+                    started=started, finished=time.time(), host=socket.gethostname(),
+                    pid=os.getpid(),
                 )
             )  # fmt: skip
-            written[str(name)] = store.uri(path)
-    if records:
+    if calls:
         store.sync()
-        catalog.record_artifacts(store.url, records)
-    log.debug("analysisrun: %d images in %s (%d written)", len(written), store.url, len(records))
+        catalog.record_calls(calls)
+    log.debug("analysisrun: %d images in %s (%d lanes exported)", len(written), store.url,
+              len(calls))  # fmt: skip
     return written
 
 
