@@ -210,19 +210,26 @@ def read_context(  # noqa: PLR0917 - the seed fixes this positional order
 
 
 def _lanes(given: Any, results_type: type) -> list[tuple[str, str, dict[str, pd.DataFrame]]]:
-    """Cleanse each result set once, split it into lanes (sample-names order)."""
+    """Cleanse each result set once, split it into lanes (sample-names order).
+
+    The ``ImageAnalysisMethod``/``Data`` columns derived from ``Filename`` are left out of a
+    lane's table (the lane re-derives them): less to hash and to send, same Fields.
+    """
     from databacked.analysisrun.lane import lane_frames
 
     pairs = sample_pairs(given.sample_names)
     names = [data for data, _ in pairs]
-    per_result = {}
+    per_result, derived = {}, {}
     for name, spec in specs_of(results_type).items():
         cleansed = spec.cleanse(read_table(getattr(given.image_analysis_results, name)))
         per_result[name] = Lanes(CleansedData(cleansed), names, FIELD_NUMBERS)
+        derived[name] = [c for c in ("ImageAnalysisMethod", "Data") if c not in cleansed.columns]
     return [
-        (data, sample, lane_frames({n: lanes.get(data).data for n, lanes in per_result.items()}))
+        (data, sample, lane_frames({
+            n: lanes.get(data).data.drop(columns=derived[n]) for n, lanes in per_result.items()
+        }))
         for data, sample in pairs
-    ]
+    ]  # fmt: skip
 
 
 def _distributed(

@@ -43,19 +43,24 @@ def is_notebook() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
+_RUNNERS = ("cProfile", "profile", "pdb", "trace", "runpy", "coverage", "pyinstrument")
+"""Modules that run a script given to them: the script, not the runner, is re-run."""
+
+
 def script_command() -> list[str] | None:
     """The arguments that start this script again (``python script.py`` or ``-m pkg``)."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    if spec is not None and getattr(spec, "name", None):
-        name = spec.name
-        if name.endswith(".__main__"):
-            name = name[: -len(".__main__")]
+    name = getattr(spec, "name", None) or ""
+    if name.endswith(".__main__"):
+        name = name[: -len(".__main__")]
+    if name and name.split(".")[0] not in _RUNNERS:
         return [sys.executable, "-m", name]
-    file = getattr(main, "__file__", None)
-    if not file:
-        return None
-    return [sys.executable, str(Path(file).resolve())]
+    candidates = [sys.argv[0] if sys.argv else "", getattr(main, "__file__", None) or ""]
+    for candidate in candidates:
+        if candidate and candidate != "-c" and Path(candidate).is_file():
+            return [sys.executable, str(Path(candidate).resolve())]
+    return None
 
 
 __all__ = ["METHOD", "MODE", "is_notebook", "method_from_env", "script_command"]
