@@ -192,7 +192,8 @@ def test_distributed_analyze_and_postprocess_with_csv_entries(data: Path, tmp_pa
     assert set(answer) == {"result_csv", *(f"result_json/{lane}" for lane in LANES)}
 
 
-def test_lane_calls_on_dask_share_the_cache_of_local_runs(data: Path, tmp_path: Path) -> None:
+def test_lane_calls_on_other_executors_share_the_cache(data: Path, tmp_path: Path) -> None:
+    """Lanes through the subprocess worker protocol, then on dask, then cached locally."""
     try:
         import distributed  # noqa: F401
     except ImportError:
@@ -205,11 +206,16 @@ def test_lane_calls_on_dask_share_the_cache_of_local_runs(data: Path, tmp_path: 
         )
     )
     out = tmp_path / "out"
-    proc = run_script(data, out, script=script, EXAMPLE_EXECUTOR="dask")
+    proc = run_script(data, out, script=script, EXAMPLE_EXECUTOR="subprocess")
     _ok(proc)
     assert b"'ran': 3" in proc.stdout
+    images = _images(out)
+    proc = run_script(data, out, script=script, EXAMPLE_EXECUTOR="dask", EXAMPLE_PARAM1="2")
+    _ok(proc)
+    assert b"'ran': 3" in proc.stdout
+    assert _images(out) == images  # the figures do not depend on param1
     first = (out / "results.csv").read_bytes()
-    proc = run_script(data, out, script=script)  # the default executor: threads
+    proc = run_script(data, out, script=script, EXAMPLE_PARAM1="2")  # threads, the default
     _ok(proc)
     assert b"'cached': 3" in proc.stdout
     assert (out / "results.csv").read_bytes() == first
