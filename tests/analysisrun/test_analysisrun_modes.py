@@ -219,3 +219,25 @@ def test_lane_calls_on_other_executors_share_the_cache(data: Path, tmp_path: Pat
     _ok(proc)
     assert b"'cached': 3" in proc.stdout
     assert (out / "results.csv").read_bytes() == first
+
+
+def test_a_lane_process_that_dies_fails_only_its_lane(data: Path, tmp_path: Path) -> None:
+    script = tmp_path / "crashing.py"
+    script.write_text(
+        EXAMPLE.read_text().replace(
+            '    if args.data_name == os.environ.get("EXAMPLE_FAIL_LANE"):',
+            '    if args.data_name == "0002":\n        os._exit(3)\n'
+            '    if args.data_name == os.environ.get("EXAMPLE_FAIL_LANE"):',
+        )
+    )
+    out = tmp_path / "out"
+    proc = run_script(data, out, script=script, ANALYSISRUN_LANG="en")
+    assert proc.returncode == 1
+    stderr = proc.stderr.decode()
+    assert "The analysis failed for these targets:" in stderr and "- 0002 (S2)" in stderr
+    assert "the lane process died (exit 3)" in stderr
+    assert sorted(line.split()[1] for line in lane_log(out)) == LANES
+    # the other lanes were kept: the next run tries lane 0002 alone
+    proc = run_script(data, out, script=script)
+    assert proc.returncode == 1
+    assert [line.split()[1] for line in lane_log(out)[3:]] == ["0002"]
