@@ -384,7 +384,7 @@ def main() -> int:
         args.only
         or [
             *("import", "hashing", "formats", "catalog", "pipeline", "scale", "executors"),
-            *("specs", "provenance"),
+            *("specs", "provenance", "analysisrun"),
         ]
     )
     rows: list[dict] = []
@@ -400,6 +400,7 @@ def main() -> int:
             ("executors", lambda: section_module("bench_executors")),
             ("specs", lambda: section_module("bench_specs")),
             ("provenance", lambda: section_module("bench_provenance")),
+            ("analysisrun", lambda: section_module("bench_analysisrun")),
         ]
         for name, section in plan:
             if name in wanted:
