@@ -85,7 +85,7 @@ def _main(
 
 
 def _register() -> None:
-    from databacked.cli import browse, demo, housekeeping, init, running, specs, worker
+    from databacked.cli import browse, demo, housekeeping, init, running, specs, ui, worker
 
     running.register(app)
     browse.register(app)
@@ -94,6 +94,7 @@ def _register() -> None:
     demo.register(app)
     specs.register(app)
     worker.register(app)
+    ui.register(app)
 
 
 _register()
