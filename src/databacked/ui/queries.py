@@ -347,7 +347,7 @@ def get_call(conn: sa.Connection, key: str) -> dict[str, Any] | None:
         t["stdout"] = row["stdout"] or ""
         t["stderr"] = row["stderr"] or ""
     call["fingerprint"] = (done or {}).get("fingerprint") or ""
-    call["params"] = redact((done or {}).get("params") or tries[-1].get("params") or {})
+    call["params"] = redact(latest.get("params") or {})
     call["pid"] = latest.get("pid")
     call["stdout"] = latest.get("stdout") or ""
     call["stderr"] = latest.get("stderr") or ""
