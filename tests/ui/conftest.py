@@ -82,7 +82,8 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     )
     odd = db.save({"a": 1}, f"{store}/{ODD_NAME}")
     with Catalog.open(catalog) as cat:
-        cat.record_artifacts(zarr.store.url, [zarr.to_record(), odd.to_record()])
+        for artifact in (zarr, odd):
+            cat.record_artifacts(artifact.store.url, [artifact.to_record()])
     tiff = next(c for c in demo.calls.itertuples() if c.step == "normalize").outputs["value"]
     hashes = {
         "tiff": _hash_of(catalog, tiff),

@@ -177,8 +177,11 @@ class Lineage(BaseModel):
 def epoch_of_day(day: date | None, end: bool = False) -> float | None:
     if day is None:
         return None
-    moment = datetime.combine(day, datetime.min.time())
-    return moment.timestamp() + (86400 if end else 0)
+    try:
+        moment = datetime.combine(day, datetime.min.time())
+        return moment.timestamp() + (86400 if end else 0)
+    except (OverflowError, ValueError, OSError):  # years the platform clock cannot hold
+        return None
 
 
 def step_list(counts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -193,7 +196,7 @@ def runs(
     pipeline: Annotated[str | None, Query(max_length=255)] = None,
     since: date | None = None,
     until: date | None = None,
-    before: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[str | None, Query(max_length=200, pattern=queries.RUN_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = queries.PAGE,
 ) -> dict[str, Any]:
     """Runs, newest first, filtered; ``next`` pages back in time (keyset)."""
@@ -247,7 +250,7 @@ def run_calls(
     run_id: str,
     status: Annotated[str | None, Query(max_length=32)] = None,
     step: Annotated[str | None, Query(max_length=255)] = None,
-    after: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[str | None, Query(max_length=200, pattern=queries.CALL_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = queries.PAGE,
 ) -> dict[str, Any]:
     """A run's calls: failed first, then skipped, then completed; slowest first in each."""
@@ -282,7 +285,7 @@ def artifacts(
     *,
     state: State,
     prefix: Annotated[str | None, Query(max_length=1000)] = None,
-    after: Annotated[str | None, Query(max_length=3000)] = None,
+    after: Annotated[str | None, Query(max_length=2100, pattern=queries.PATH_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = queries.PAGE,
 ) -> dict[str, Any]:
     """Current artifacts (latest version of each path), by path."""

@@ -62,7 +62,7 @@ def locate(source: Source, record: dict[str, Any]) -> Located:
             path = store.check_path(path)
             info = store.info(path)
         except (DatabackedError, OSError) as exc:
-            reasons.append(str(exc))
+            reasons.append(str(exc).rstrip("."))
             continue
         directory = record.get("format") == "ome-zarr" or _is_dir(store, path)
         stamp = loc.get("stamp")

@@ -29,6 +29,12 @@ from databacked.errors import DatabackedError
 PAGE = 100
 """Rows per page of every list."""
 
+_FLOAT = r"-?[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?"
+RUN_CURSOR = rf"^{_FLOAT}~[0-9a-zA-Z]{{1,64}}$"
+CALL_CURSOR = rf"^[0-2]~{_FLOAT}~[0-9a-zA-Z]{{1,64}}$"
+PATH_CURSOR = r"^([0-9a-f]{2}){0,1000}~[0-9a-f]{64}$"
+"""What the cursors this UI writes look like (the API's parameter patterns)."""
+
 STATUS_RANK = {"failed": 0, "skipped": 1, "ran": 2}
 
 
@@ -302,7 +308,8 @@ def _calls_phase(
     if step:
         query = query.where(table.c.step == step)
     if seconds_bound != float("inf"):
-        tie_value: Any = tie if status == "ran" else int(tie or 0)
+        # A cursor's tie-break is a key for calls, an attempt id for attempts.
+        tie_value: Any = tie if status == "ran" else (int(tie) if tie.isdigit() else 0)
         query = query.where(
             sa.or_(sec < seconds_bound, sa.and_(sec == seconds_bound, tie_col > tie_value))
         )
@@ -457,7 +464,7 @@ def _decode_path_cursor(cursor: str) -> tuple[str, str]:
     try:
         if not loc.isalnum():
             raise ValueError(cursor)
-        return bytes.fromhex(encoded).decode(), loc
+        return bytes.fromhex(encoded).decode(errors="replace"), loc
     except ValueError:
         raise BadCursor(f"The page cursor {cursor!r} is not one this UI wrote.") from None
 

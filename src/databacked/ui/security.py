@@ -122,6 +122,11 @@ class Guard:
                 "Log in with the URL databacked ui printed (it ends in ?token=...).",
             )
             return
+        if scope["method"] == "HEAD":
+            # Routes are declared for GET; HEAD is GET without the body (RFC 9110).
+            scope = {**scope, "method": "GET"}
+            await self.app(scope, receive, _without_body(send_with_headers))
+            return
         await self.app(scope, receive, send_with_headers)
 
     def _authorised(self, headers: dict[str, str]) -> bool:
@@ -150,6 +155,17 @@ class Guard:
             "Logged in.",
             [(b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode())],
         )
+
+
+def _without_body(send: Send) -> Send:
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body"):
+                return
+            message = {"type": "http.response.body", "body": b""}
+        await send(message)
+
+    return send_head
 
 
 async def _plain(
