@@ -9,7 +9,6 @@ from typing import Any
 Page = Site = Any  # fixtures from conftest.py: a browser tab, a catalog made by real runs
 
 
-
 def _rows(tab: Page, selector: str) -> list[Any]:
     return tab.page.locator(selector).all()
 
@@ -47,7 +46,8 @@ def test_demo_run_page_counts_match_the_catalog(tab: Page, demo_url: str, demo_s
     tab.open(f"{demo_url}/runs/{run_id}")
     db_file = demo_site.catalog.removeprefix("sqlite:///")
     with sqlite3.connect(db_file) as conn:
-        per_step = dict(conn.execute("SELECT step, count(*) FROM calls WHERE run_id=? GROUP BY step", (run_id,)))  # fmt: skip
+        query = "SELECT step, count(*) FROM calls WHERE run_id = ? GROUP BY step"
+        per_step = dict(conn.execute(query, (run_id,)))
     shown = {
         row.get_attribute("data-step"): int(row.locator("td").nth(1).inner_text())
         for row in _rows(tab, "#steps tbody tr")

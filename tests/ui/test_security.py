@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -33,7 +34,7 @@ def token_url(demo_site: Site) -> Iterator[str]:
     from databacked.ui.server import background
 
     # Built as for a 0.0.0.0 bind (token required); served on loopback for the test.
-    with background(create_app(demo_site.catalog, host="0.0.0.0", token=TOKEN)) as base:  # noqa: S104
+    with background(create_app(demo_site.catalog, host="0.0.0.0", token=TOKEN)) as base:
         yield base
 
 
@@ -53,12 +54,12 @@ def test_loopback_host_names_are_served(client: httpx.Client, demo_url: str, hos
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_only_get_and_head(client: httpx.Client, demo_site: Site, method: str):
-    path = demo_site.catalog.removeprefix("sqlite:///")
-    before = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    path = Path(demo_site.catalog.removeprefix("sqlite:///"))
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
     response = client.request(method, f"/api/runs/{demo_site.run_ids['demo']}")
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD"
-    assert hashlib.sha256(open(path, "rb").read()).hexdigest() == before
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     assert client.head("/runs").status_code == 200
 
 

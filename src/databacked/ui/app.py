@@ -1,7 +1,9 @@
 """``create_app``: the read-only web UI as an ASGI app, behind its security guard.
 
-app = create_app("sqlite:///.databacked/catalog.db")      # loopback, no token
-uvicorn.run(app, host="127.0.0.1", port=8765)
+Example::
+
+    app = create_app("sqlite:///.databacked/catalog.db")  # loopback, no token
+    uvicorn.run(app, host="127.0.0.1", port=8765)
 """
 
 from __future__ import annotations

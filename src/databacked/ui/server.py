@@ -1,7 +1,9 @@
 """Serving the UI with uvicorn in a background thread: for notebooks, tests and benchmarks.
 
-    with background(create_app(url)) as base:      # "http://127.0.0.1:PORT"
-        ...open base in a browser...
+Example::
+
+    with background(create_app(url)) as base:  # "http://127.0.0.1:PORT"
+        webbrowser.open(base)
 """
 
 from __future__ import annotations
