@@ -6,6 +6,8 @@ import re
 import sqlite3
 from typing import Any
 
+from databacked.testing import services
+
 Page = Site = Any  # fixtures from conftest.py: a browser tab, a catalog made by real runs
 
 
@@ -112,6 +114,10 @@ def test_table_preview_and_download(tab: Page, demo_url: str, demo_site: Site):
 
 
 def test_lineage_svg_names_the_producing_call(tab: Page, demo_url: str, demo_site: Site):
+    from databacked.ui.lineage import has_dot
+
+    if not has_dot():
+        services.unavailable("Graphviz dot is not installed (apt-get install graphviz)")
     tab.open(f"{demo_url}/lineage/{demo_site.hashes['tiff']}")
     svg = tab.page.locator("#graph svg")
     assert svg.count() == 1
@@ -119,6 +125,34 @@ def test_lineage_svg_names_the_producing_call(tab: Page, demo_url: str, demo_sit
     assert "normalize" in text
     assert "select_cell" in text
     assert tab.errors == []
+
+
+def test_lineage_without_graphviz_is_a_table(demo_site: Site):
+    import httpx
+
+    from databacked.ui import create_app
+    from databacked.ui.server import background
+
+    with background(create_app(demo_site.catalog, graphviz=False)) as base:
+        page = httpx.get(f"{base}/lineage/{demo_site.hashes['tiff']}").text
+    assert 'id="lineage-table"' in page
+    assert "<svg" not in page.split('id="lineage-table"')[0].split("<main>")[1]
+    assert page.count("/calls/") >= 2  # select_cell and normalize (project below)
+
+
+def test_a_huge_neighbourhood_says_narrow_it(demo_site: Site):
+    from databacked.ui import lineage
+    from databacked.ui.source import open_catalog
+
+    catalog = open_catalog(demo_site.catalog)
+    try:
+        with catalog.engine.connect() as conn:
+            small = lineage.neighbourhood(conn, demo_site.hashes["tiff"], limit=3)
+            whole = lineage.neighbourhood(conn, demo_site.hashes["tiff"])
+    finally:
+        catalog.close()
+    assert small["truncated"] and len(small["nodes"]) <= 3
+    assert not whole["truncated"]
 
 
 def test_markup_in_a_file_name_stays_text(tab: Page, demo_url: str, demo_site: Site):
