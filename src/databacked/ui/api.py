@@ -184,10 +184,6 @@ def epoch_of_day(day: date | None, end: bool = False) -> float | None:
         return None
 
 
-def step_list(counts: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"step": step, **values} for step, values in counts.items()]
-
-
 @router.get("/runs", response_model=RunsPage, responses=ERRORS)
 def runs(
     *,
@@ -211,9 +207,7 @@ def runs(
             before=before,
             limit=limit,
         )
-        counts = queries.step_counts(conn, [r["id"] for r in page])
-        for run in page:
-            run["steps"] = step_list(counts[run["id"]])
+        state.steps(conn, page)
         return {"runs": page, "next": older}
 
     return _bad_cursor(state, read)
@@ -234,7 +228,7 @@ def run(state: State, run_id: str) -> dict[str, Any]:
     def read(conn: Any) -> dict[str, Any] | None:
         found = queries.get_run(conn, run_id)
         if found is not None:
-            found["steps"] = step_list(queries.step_counts(conn, [run_id])[run_id])
+            state.steps(conn, [found])
         return found
 
     found = state.read(read)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from databacked.ui import content, images, lineage, queries
-from databacked.ui.api import epoch_of_day, step_list
+from databacked.ui.api import epoch_of_day
 from databacked.ui.logs import full_log
 from databacked.ui.state import (
     UiState,
@@ -23,6 +23,8 @@ from databacked.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
 RUN_PAGE = 50
+LAZY_RUN = 5_000
+"""Runs with more calls than this get their per-step counts after the runs page paints."""
 """Calls per page on a run's page (the API pages by 100)."""
 State = Annotated[UiState, Depends(ui)]
 
@@ -53,9 +55,7 @@ def runs_page(
             before=before,
             after=after,
         )
-        counts = queries.step_counts(conn, [r["id"] for r in page])
-        for run in page:
-            run["steps"] = step_list(counts[run["id"]])
+        state.steps(conn, page, lazy_above=LAZY_RUN)
         return {"runs": page, "older": older, "newer": newer, "pipelines": queries.pipelines(conn)}
 
     try:
@@ -97,7 +97,7 @@ def run_page(
         run = queries.get_run(conn, run_id)
         if run is None:
             return None
-        run["steps"] = step_list(queries.step_counts(conn, [run_id])[run_id])
+        state.steps(conn, [run], cached_only=True)
         page, cursor = queries.run_calls(
             conn, run_id, status=status or None, step=step or None, after=after, limit=RUN_PAGE
         )
@@ -121,6 +121,8 @@ def run_page(
 
 def _live(run: dict[str, Any]) -> dict[str, Any]:
     """Counts per status (summary, else the calls recorded so far) and the timeline scale."""
+    if run["steps"] is None:
+        return {"totals": run["totals"], "t0": run["started"], "span": 1.0}
     computed: dict[str, int] = {}
     for step in run["steps"]:
         for status, n in step["counts"].items():
@@ -140,13 +142,30 @@ def run_live(request: Request, state: State, run_id: str) -> Response:
     def read(conn: Any) -> dict[str, Any] | None:
         run = queries.get_run(conn, run_id)
         if run is not None:
-            run["steps"] = step_list(queries.step_counts(conn, [run_id])[run_id])
+            state.steps(conn, [run])
         return run
 
     run = state.read(read)
     if run is None:
         raise not_found("run")
     return render(request, "_live.html", run=run, **_live(run))
+
+
+@router.get("/runs/{run_id}/steps", response_class=HTMLResponse)
+def run_steps(request: Request, state: State, run_id: str) -> Response:
+    """A big run's per-step counts for the runs page (htmx loads it after the page)."""
+    run_id = run_id_or_404(run_id)
+
+    def read(conn: Any) -> dict[str, Any] | None:
+        run = queries.get_run(conn, run_id)
+        if run is not None:
+            state.steps(conn, [run])
+        return run
+
+    run = state.read(read)
+    if run is None:
+        raise not_found("run")
+    return render(request, "_steps.html", steps=run["steps"])
 
 
 @router.get("/calls/{key}", response_class=HTMLResponse)

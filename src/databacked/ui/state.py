@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from databacked.ui.source import Source
 T = TypeVar("T")
 _HEX = re.compile(r"^[0-9a-f]{6,64}$")
 _RUN = re.compile(r"^[0-9a-zA-Z]{1,64}$")
+COUNT_CACHE = 20_000
 
 
 @dataclass
@@ -29,6 +31,45 @@ class UiState:
     thumbnails: ThumbnailCache = field(default_factory=ThumbnailCache)
     graphviz: bool = True
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    finished_counts: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    """Per-step counts of finished runs: they do not change, and a 100,000-call run costs a
+    full scan of its calls to count."""
+
+    def steps(
+        self,
+        conn: sa.Connection,
+        runs: list[dict[str, Any]],
+        *,
+        cached_only: bool = False,
+        lazy_above: int | None = None,
+    ) -> None:
+        """Set ``run["steps"]`` (per-step counts, first/last times) on each run dict.
+
+        ``cached_only``: leave ``None`` where the counts are not cached (the page then fetches
+        them after its first paint, as Dagster defers step stats); ``lazy_above``: the same
+        for runs whose summary counts more calls than that.
+        """
+        lazy = [
+            r
+            for r in runs
+            if r["id"] not in self.finished_counts
+            and (cached_only or (lazy_above is not None and sum(r["totals"].values()) > lazy_above))
+        ]
+        for run in lazy:
+            run["steps"] = None
+        runs = [r for r in runs if r not in lazy]
+        missing = [r["id"] for r in runs if r["id"] not in self.finished_counts]
+        fresh = queries.step_counts(conn, missing)
+        for run in runs:
+            if run["id"] in self.finished_counts:
+                counts = self.finished_counts[run["id"]]
+            else:
+                counts = fresh[run["id"]]
+                if run["status"] != "running":
+                    self.finished_counts[run["id"]] = counts
+                while len(self.finished_counts) > COUNT_CACHE:
+                    self.finished_counts.popitem(last=False)
+            run["steps"] = _step_list(counts)
 
     def read(self, fn: Callable[[sa.Connection], T]) -> T:
         """Run ``fn`` in one read transaction; database errors become a 503."""
@@ -39,6 +80,10 @@ class UiState:
             raise HTTPException(
                 503, f"The catalog {self.source.catalog.url_redacted} cannot be read now."
             ) from CatalogError(str(exc))
+
+
+def _step_list(counts: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"step": step, **values} for step, values in counts.items()]
 
 
 def ui(request: Request) -> UiState:
