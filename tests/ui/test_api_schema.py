@@ -19,7 +19,7 @@ def test_api_matches_its_schema(demo_url: str) -> None:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=15,
+            max_examples=8,
             deadline=None,
             database=None,
             derandomize=True,

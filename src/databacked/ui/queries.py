@@ -244,7 +244,7 @@ def call_dict(row: Mapping[str, Any], status: str) -> dict[str, Any]:
         "step": row["step"],
         "status": status,
         "run_id": row.get("run_id"),
-        "reason": row.get("reason") or ("" if status == "ran" else status),
+        "reason": row.get("reason") or (row.get("error_type") or "" if status == "failed" else ""),
         "seconds": _seconds(row),
         "started": row.get("started"),
         "finished": row.get("finished"),
