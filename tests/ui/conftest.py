@@ -1,6 +1,6 @@
 """Fixtures for the web UI: real catalogs made by real runs, a real server, a real Chromium.
 
-``demo_site``: the cells demo pipeline on a small synthetic plate, a pipeline with a planted
+``demo_site``: ``databacked demo`` (one field per well), then a pipeline with a planted
 failure, a multi-Z OME-Zarr and a file with markup in its name, all in one SQLite catalog.
 ``plate_site``: the plate-screen example (seed 002) run by the spec runner.
 """
@@ -64,15 +64,19 @@ class Site:
 
 @pytest.fixture(scope="session")
 def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    from typer.testing import CliRunner
+
     from databacked.catalog import Catalog
-    from databacked.examples import make_plate
-    from databacked.examples.cells import cells
+    from databacked.cli.app import app
 
     folder = tmp_path_factory.mktemp("demo")
-    store, catalog = str(folder / "data"), f"sqlite:///{folder / 'catalog.db'}"
-    dataset = make_plate(folder / "raw", wells=("A01", "B02"), fields=1, size=(128, 128))
-    demo = db.run(cells, dataset, store=store, catalog=catalog, executor="inline")
-    assert demo.ok
+    demo = CliRunner().invoke(
+        app, ["demo", "--folder", str(folder), "--fields", "1", "--executor", "inline"]
+    )
+    assert demo.exit_code == 0, demo.output
+    store, catalog = str(folder / "data"), f"sqlite:///{folder / '.databacked' / 'catalog.db'}"
+    with Catalog.open(catalog) as cat:
+        demo_run = cat.runs(limit=1)[0].id
     failing = db.run(flaky, 6, store=store, catalog=catalog, executor="inline")
     assert not failing.ok
     zarr = db.save(
@@ -84,14 +88,13 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     with Catalog.open(catalog) as cat:
         for artifact in (zarr, odd):
             cat.record_artifacts(artifact.store.url, [artifact.to_record()])
-    tiff = next(c for c in demo.calls.itertuples() if c.step == "normalize").outputs["value"]
     hashes = {
-        "tiff": _hash_of(catalog, tiff),
+        "tiff": _hash_of(catalog, "normalized/plate1_A01_s1_c00.ome.tiff"),
         "zarr": zarr.hash,
         "odd": odd.hash,
         "summary": _hash_of(catalog, "summary.csv"),
     }
-    return Site(folder, store, catalog, {"demo": demo.run_id, "flaky": failing.run_id}, hashes)
+    return Site(folder, store, catalog, {"demo": demo_run, "flaky": failing.run_id}, hashes)
 
 
 def _hash_of(catalog: str, path: str) -> str:
