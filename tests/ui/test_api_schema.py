@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import schemathesis
@@ -61,5 +62,17 @@ def test_real_ids_answer_with_their_schema(demo_url: str, demo_site: Site) -> No
         assert len(keys) == len(set(keys)) == 6  # 5 squares ran, 1 failed (total: not recorded)
         detail = client.get(f"/api/calls/{keys[0]}").json()
         assert detail["error_type"] == "ValueError"
+        today = date.today()
+        assert len(client.get("/api/runs", params={"since": today.isoformat()}).json()["runs"]) == 2
+        later = (today + timedelta(days=1)).isoformat()
+        assert client.get("/api/runs", params={"since": later}).json()["runs"] == []
+        ok = client.get("/api/runs", params={"status": "ok", "pipeline": "cells"}).json()
+        assert [r["id"] for r in ok["runs"]] == [demo_site.run_ids["demo"]]
+        one = client.get("/api/runs", params={"limit": 1}).json()
+        older = client.get("/api/runs", params={"before": one["next"]}).json()
+        assert [r["id"] for r in one["runs"] + older["runs"]] == [
+            demo_site.run_ids["flaky"],
+            demo_site.run_ids["demo"],
+        ]
         lineage = client.get(f"/api/lineage/{demo_site.hashes['tiff']}").json()
         assert {n["kind"] for n in lineage["nodes"]} == {"artifact", "call"}
