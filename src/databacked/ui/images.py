@@ -132,10 +132,14 @@ def _plane(axes: str, array: Any, t: int, z: int) -> tuple[np.ndarray, bool]:
 
 def _stretch(channel: np.ndarray) -> np.ndarray:
     channel = channel.astype(np.float32)
-    low, high = np.percentile(channel, (0.5, 99.5))
+    finite = np.isfinite(channel)
+    if not finite.any():
+        return np.zeros(channel.shape, np.float32)
+    low, high = np.percentile(channel[finite], (0.5, 99.5))
     if high <= low:
         high = low + 1.0
-    return np.clip((channel - low) / (high - low), 0.0, 1.0)
+    # NaN and infinities (empty regions of float images) show as black, not as noise.
+    return np.clip(np.nan_to_num((channel - low) / (high - low), nan=0.0), 0.0, 1.0)
 
 
 def render(
