@@ -98,6 +98,9 @@ def run_page(
         if run is None:
             return None
         state.steps(conn, [run], cached_only=True)
+        if run["steps"] is not None:
+            live = _live(run)
+            run["hist"] = state.histogram(conn, run, live["t0"], live["span"])
         page, cursor = queries.run_calls(
             conn, run_id, status=status or None, step=step or None, after=after, limit=RUN_PAGE
         )
@@ -143,6 +146,8 @@ def run_live(request: Request, state: State, run_id: str) -> Response:
         run = queries.get_run(conn, run_id)
         if run is not None:
             state.steps(conn, [run])
+            live = _live(run)
+            run["hist"] = state.histogram(conn, run, live["t0"], live["span"])
         return run
 
     run = state.read(read)

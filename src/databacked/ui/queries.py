@@ -214,6 +214,24 @@ def step_counts(conn: sa.Connection, run_ids: Iterable[str]) -> dict[str, dict[s
     }
 
 
+def step_histogram(
+    conn: sa.Connection, run_id: str, t0: float, span: float, bins: int = 60
+) -> dict[str, list[int]]:
+    """step -> calls started in each of ``bins`` equal slices of [t0, t0 + span]."""
+    out: dict[str, list[int]] = {}
+    for table in (calls, call_attempts):
+        slot = sa.cast((table.c.started - t0) * (bins / span), sa.Integer).label("slot")
+        query = (
+            sa.select(table.c.step, slot, sa.func.count())
+            .where(table.c.run_id == run_id, table.c.started.is_not(None))
+            .group_by(table.c.step, slot)
+        )
+        for step, where, n in conn.execute(query):
+            counts = out.setdefault(step, [0] * bins)
+            counts[min(max(int(where or 0), 0), bins - 1)] += n
+    return out
+
+
 # -- a run's calls ------------------------------------------------------------------------
 
 
@@ -560,5 +578,6 @@ __all__ = [
     "run_calls",
     "run_dict",
     "step_counts",
+    "step_histogram",
     "summary_totals",
 ]

@@ -35,6 +35,21 @@ class UiState:
     """Per-step counts of finished runs: they do not change, and a 100,000-call run costs a
     full scan of its calls to count."""
 
+    finished_hist: OrderedDict[str, dict[str, list[int]]] = field(default_factory=OrderedDict)
+
+    def histogram(
+        self, conn: sa.Connection, run: dict[str, Any], t0: float, span: float
+    ) -> dict[str, list[int]]:
+        """Calls started per step and time slice (the run page's timeline), cached once done."""
+        found = self.finished_hist.get(run["id"])
+        if found is None:
+            found = queries.step_histogram(conn, run["id"], t0, span)
+            if run["status"] != "running":
+                self.finished_hist[run["id"]] = found
+                while len(self.finished_hist) > COUNT_CACHE // 10:
+                    self.finished_hist.popitem(last=False)
+        return found
+
     def steps(
         self,
         conn: sa.Connection,
