@@ -131,6 +131,10 @@ def test_token_required_then_exchanged_for_a_cookie(token_url: str):
         assert anonymous.get("/runs").status_code == 401
         assert anonymous.get("/api/runs").status_code == 401
         assert anonymous.get("/runs?token=wrong-token-of-some-length").status_code == 401
+        assert anonymous.get("/runs?token=t%C3%B6ken").status_code == 401
+        assert (
+            anonymous.get("/api/runs", headers={"authorization": "Bearer nope"}).status_code == 401
+        )
         login = anonymous.get(f"/runs?status=ok&token={TOKEN}")
         assert login.status_code == 303
         assert login.headers["location"] == "/runs?status=ok"
@@ -139,6 +143,12 @@ def test_token_required_then_exchanged_for_a_cookie(token_url: str):
         assert "SameSite=Strict" in cookie
         assert TOKEN not in login.headers["location"]
         assert anonymous.get("/runs").status_code == 200  # the cookie jar now has it
+    with httpx.Client(base_url=token_url, follow_redirects=False) as fresh:
+        crlf = fresh.get(f"/runs%0d%0aSet-Cookie:%20x=1?token={TOKEN}")
+        assert crlf.status_code == 303
+        assert "\r" not in crlf.headers["location"]
+        assert crlf.headers.get_list("set-cookie") == [crlf.headers["set-cookie"]]
+        assert "x=1" not in crlf.headers["set-cookie"]
     with httpx.Client(base_url=token_url) as script:
         bearer = script.get("/api/runs", headers={"authorization": f"Bearer {TOKEN}"})
         assert bearer.status_code == 200

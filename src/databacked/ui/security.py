@@ -20,7 +20,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -113,7 +113,7 @@ class Guard:
             return
         if self.token is not None and not self._authorised(headers):
             given = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-            if "token" in given and hmac.compare_digest(given["token"], self.token):
+            if "token" in given and _same(given["token"], self.token):
                 await self._login(scope, given, send_with_headers)
                 return
             await _plain(
@@ -136,16 +136,17 @@ class Guard:
             cookie.load(headers.get("cookie", ""))
         except Exception:  # a malformed cookie header is no login
             return False
-        if COOKIE in cookie and hmac.compare_digest(cookie[COOKIE].value, self.token):
+        if COOKIE in cookie and _same(cookie[COOKIE].value, self.token):
             return True
         auth = headers.get("authorization", "")
-        return auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip(), self.token)
+        return auth.startswith("Bearer ") and _same(auth[7:].strip(), self.token)
 
     async def _login(self, scope: Scope, given: dict[str, str], send: Send) -> None:
         """Swap ``?token=`` for the cookie and redirect to the same page without it."""
         assert self.token is not None
         rest = urlencode([(k, v) for k, v in given.items() if k != "token"])
-        location = scope.get("path", "/") + (f"?{rest}" if rest else "")
+        # Quoted: a decoded path may hold CR/LF or non-Latin-1 text, never fit for a header.
+        location = quote(scope.get("path", "/"), safe="/") + (f"?{rest}" if rest else "")
         if not location.startswith("/") or location.startswith("//"):
             location = "/"
         cookie = f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
@@ -155,6 +156,11 @@ class Guard:
             "Logged in.",
             [(b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode())],
         )
+
+
+def _same(given: str, token: str) -> bool:
+    """Constant-time comparison that accepts any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode())
 
 
 def _without_body(send: Send) -> Send:
