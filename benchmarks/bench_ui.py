@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import sqlalchemy as sa
+import tifffile
 
 import databacked as db
 from databacked.catalog import CallRecord, Catalog
@@ -157,7 +158,7 @@ def run() -> list[dict]:
             run_page = _median(lambda: _first_byte(client, f"/runs/{big}"))
             runs_page = _median(lambda: _first_byte(client, "/runs"))
             api_calls = _median(lambda: _first_byte(client, f"/api/runs/{big}/calls"))
-            raw_read = _median(lambda: _timed(lambda: db.load(tiff.uri)))
+            raw_read = _median(lambda: _timed(lambda: tifffile.imread(tiff.uri)))
             colds = []
             for params in ("", "?c=0", "?c=1"):
                 path = f"/api/artifacts/{tiff.hash}/thumbnail.png{params}"
@@ -200,7 +201,7 @@ def run() -> list[dict]:
             row(
                 "thumbnail 2x2048² uint16 OME-TIFF, cold",
                 cold,
-                "db.load of the file",
+                "tifffile.imread, whole file",
                 raw_read,
                 0.3,
             ),

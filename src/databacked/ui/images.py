@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,19 +41,30 @@ def is_image(fmt: str) -> bool:
     return fmt in IMAGE_FORMATS
 
 
-def smallest_level(located: Located) -> tuple[str, np.ndarray]:
-    """(axes, array) of the smallest pyramid level of an image artifact, axes in 'TCZYXS'."""
+@contextmanager
+def smallest_level(located: Located) -> Iterator[tuple[str, Any]]:
+    """(axes, array) of the smallest pyramid level, axes in 'TCZYXS'; indexing the array
+    reads only the chunks or TIFF pages asked for (zarr / tifffile's zarr view)."""
     if located.format == "ome-zarr":
-        return _zarr_level(located)
-    if located.format in ("ome-tiff", "tiff"):
-        return _tiff_level(located)
-    if located.format == "png":
+        yield _zarr_level(located)
+    elif located.format in ("ome-tiff", "tiff"):
+        import tifffile
+        import zarr
+
+        with located.store.open(located.path) as fh, tifffile.TiffFile(fh) as tif:
+            series = tif.series[0]
+            level = series.levels[-1] if getattr(series, "levels", None) else series
+            axes = series.axes.upper().replace("Q", "C").replace("I", "Z")
+            with level.aszarr() as view:
+                yield axes, zarr.open(view, mode="r")
+    elif located.format == "png":
         import imageio.v3 as iio
 
         with located.store.open(located.path) as fh:
             array = np.asarray(iio.imread(fh.read(), extension=".png"))
-        return ("YXS" if array.ndim == 3 else "YX"), array
-    raise NotAnImage(f"{located.path} ({located.format or 'unknown format'}) is not an image.")
+        yield ("YXS" if array.ndim == 3 else "YX"), array
+    else:
+        raise NotAnImage(f"{located.path} ({located.format or 'unknown format'}) is not an image.")
 
 
 def _zarr_level(located: Located) -> tuple[str, Any]:
@@ -65,18 +78,7 @@ def _zarr_level(located: Located) -> tuple[str, Any]:
     multiscales = attrs.get("ome", attrs).get("multiscales") or [{}]
     axes = "".join(str(a.get("name", "?")) for a in multiscales[0].get("axes", [])).upper()
     datasets = multiscales[0].get("datasets") or [{"path": "0"}]
-    array = group[datasets[-1]["path"]]
-    return axes, array
-
-
-def _tiff_level(located: Located) -> tuple[str, np.ndarray]:
-    import tifffile
-
-    with located.store.open(located.path) as fh, tifffile.TiffFile(fh) as tif:
-        series = tif.series[0]
-        level = series.levels[-1] if getattr(series, "levels", None) else series
-        axes = series.axes.upper().replace("Q", "C").replace("I", "Z")
-        return axes, level.asarray()
+    return axes, group[datasets[-1]["path"]]
 
 
 def metadata_of(located: Located, recorded: dict[str, Any]) -> dict[str, Any]:
@@ -100,8 +102,8 @@ def _full_shape(located: Located) -> tuple[str, list[int]]:
         with located.store.open(located.path) as fh, tifffile.TiffFile(fh) as tif:
             series = tif.series[0]
             return series.axes.upper(), [int(n) for n in series.shape]
-    axes, array = smallest_level(located)
-    return axes, [int(n) for n in array.shape]
+    with smallest_level(located) as (axes, array):
+        return axes, [int(n) for n in array.shape]
 
 
 def sizes(meta: dict[str, Any]) -> dict[str, int]:
@@ -148,11 +150,11 @@ def render(
     """A PNG of one plane: channel ``c`` in grey, or all channels coloured and added."""
     import imageio.v3 as iio
 
-    axes, array = smallest_level(located)
-    if not set(axes) <= set("TCZYXS") or len(axes) != array.ndim:
-        raise NotAnImage(f"{located.path}: cannot read axes {axes!r} as an image.")
-    depth = array.shape[axes.index("Z")] if "Z" in axes else 1
-    plane, rgb = _plane(axes, array, t, depth // 2 if z is None else z)
+    with smallest_level(located) as (axes, array):
+        if not set(axes) <= set("TCZYXS") or len(axes) != array.ndim:
+            raise NotAnImage(f"{located.path}: cannot read axes {axes!r} as an image.")
+        depth = array.shape[axes.index("Z")] if "Z" in axes else 1
+        plane, rgb = _plane(axes, array, t, depth // 2 if z is None else z)
     height, width = plane.shape[:2] if rgb else plane.shape[1:]
     step = max(1, -(-max(height, width) // size))
     if rgb:
