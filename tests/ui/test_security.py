@@ -173,3 +173,25 @@ def test_a_missing_sqlite_catalog_is_a_clear_error(tmp_path: Any):
     with pytest.raises(ConfigError, match="No catalog at"):
         open_catalog(f"sqlite:///{tmp_path / 'nothing.db'}")
     assert not (tmp_path / "nothing.db").exists()
+
+
+def test_a_calls_log_file_is_shown_when_kept(client: httpx.Client, demo_site: Site):
+    """The engine may keep each call's whole log under .databacked/logs/; older ones did not."""
+    failed = client.get(f"/api/runs/{demo_site.run_ids['flaky']}/calls?status=failed").json()
+    key = failed["calls"][0]["key"]
+    assert client.get(f"/calls/{key}/log").status_code == 404
+    assert 'id="no-log-file"' in client.get(f"/calls/{key}").text
+    log = Path(demo_site.store) / ".databacked" / "logs" / f"{key}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("squaring 3\n<script>document.title='pwned'</script>\n")
+    try:
+        page = client.get(f"/calls/{key}").text
+        assert f'href="/calls/{key}/log"' in page
+        assert 'id="no-log-file"' not in page
+        whole = client.get(f"/calls/{key}/log")
+        assert whole.status_code == 200
+        assert whole.headers["content-type"].startswith("text/plain")
+        assert "sandbox" in _csp(whole)
+        assert "squaring 3" in whole.text
+    finally:
+        log.unlink()
