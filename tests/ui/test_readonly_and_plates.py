@@ -88,3 +88,41 @@ def test_well_names(attributes: dict[str, Any], expected: tuple[int, int] | None
     from databacked.ui.plates import parse_well
 
     assert parse_well(attributes) == expected
+
+
+def test_a_file_read_by_400_calls_says_narrow_it(tmp_path: Path):
+    import httpx
+
+    from databacked.catalog import InputRef
+    from databacked.ui import create_app
+    from databacked.ui.server import background
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    source = "f" * 64
+    with Catalog.open(url) as writer:
+        writer.record_calls(
+            [
+                CallRecord(
+                    key=f"{i:064x}",
+                    step="crop",
+                    store="/store",
+                    inputs={"image": [InputRef(source, "raw/plate.tif", "/store")]},
+                    outputs={
+                        "out": {
+                            "path": f"crops/{i}.npy",
+                            "hash": f"{i + 1:064x}",
+                            "size": 1,
+                            "format": "npy",
+                            "stamp": "",
+                            "metadata": {},
+                        }
+                    },
+                )
+                for i in range(400)
+            ]
+        )
+    with background(create_app(url)) as base:
+        page = httpx.get(f"{base}/lineage/{source}").text
+        small = httpx.get(f"{base}/lineage/{1:064x}").text
+    assert 'id="too-large"' in page
+    assert 'id="too-large"' not in small
