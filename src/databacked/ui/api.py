@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from databacked.ui import content, images, lineage, queries
+from databacked.ui import artifact_queries, content, images, lineage, queries
 from databacked.ui.state import (
     UiState,
     artifact_or_404,
@@ -279,13 +279,17 @@ def artifacts(
     *,
     state: State,
     prefix: Annotated[str | None, Query(max_length=1000)] = None,
-    after: Annotated[str | None, Query(max_length=2100, pattern=queries.PATH_CURSOR)] = None,
+    after: Annotated[
+        str | None, Query(max_length=2100, pattern=artifact_queries.PATH_CURSOR)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = queries.PAGE,
 ) -> dict[str, Any]:
     """Current artifacts (latest version of each path), by path."""
 
     def read(conn: Any) -> dict[str, Any]:
-        page, cursor = queries.list_artifacts(conn, prefix=prefix, after=after, limit=limit)
+        page, cursor = artifact_queries.list_artifacts(
+            conn, prefix=prefix, after=after, limit=limit
+        )
         return {"artifacts": page, "next": cursor}
 
     return _bad_cursor(state, read)
@@ -295,7 +299,7 @@ def artifacts(
 def artifact(state: State, digest: str) -> dict[str, Any]:
     """An artifact by content hash (or a unique prefix): record, locations, consumers."""
     record = artifact_or_404(state, digest)
-    record["consumers"] = state.read(lambda c: queries.consumers(c, record["hash"]))
+    record["consumers"] = state.read(lambda c: artifact_queries.consumers(c, record["hash"]))
     return record
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from databacked.ui import content, images, lineage, queries
+from databacked.ui import artifact_queries, content, images, lineage, queries
 from databacked.ui.api import epoch_of_day
 from databacked.ui.logs import full_log
 from databacked.ui.state import (
@@ -212,7 +212,7 @@ def artifacts_page(
     """Current artifacts by path, with a path-prefix filter."""
     try:
         page, cursor = state.read(
-            lambda c: queries.list_artifacts(c, prefix=prefix or None, after=after)
+            lambda c: artifact_queries.list_artifacts(c, prefix=prefix or None, after=after)
         )
     except queries.BadCursor as exc:
         raise HTTPException(400, str(exc)) from exc
@@ -223,7 +223,7 @@ def artifacts_page(
 def artifact_page(request: Request, state: State, digest: str) -> Response:
     """An artifact: record, OME metadata, thumbnail with pickers, table preview, download."""
     record = artifact_or_404(state, digest)
-    record["consumers"] = state.read(lambda c: queries.consumers(c, record["hash"]))
+    record["consumers"] = state.read(lambda c: artifact_queries.consumers(c, record["hash"]))
     producer = None
     if record["key"]:
         producer = state.read(lambda c: queries.get_call(c, record["key"]))

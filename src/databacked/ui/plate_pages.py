@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from databacked.ui import content, plates, queries
+from databacked.ui import artifact_queries, content, plates
 from databacked.ui.state import UiState, not_found, ui
 from databacked.ui.templating import render
 
@@ -109,7 +109,7 @@ def plate_page(
 
 
 def _located(state: UiState, out: dict[str, Any]) -> content.Located | None:
-    record = state.read(lambda c: queries.find_artifact(c, out["hash"]))
+    record = state.read(lambda c: artifact_queries.find_artifact(c, out["hash"]))
     if record is None:
         return None
     try:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from fastapi import HTTPException, Request
 
 from databacked.errors import CatalogError
-from databacked.ui import queries
+from databacked.ui import artifact_queries, queries
 from databacked.ui.content import Located, NotServable, locate
 from databacked.ui.images import ThumbnailCache
 from databacked.ui.source import Source
@@ -115,7 +115,7 @@ def full_hash(state: UiState, digest: str) -> str:
         raise not_found("artifact")
     if len(digest) == 64:
         return digest
-    found = state.read(lambda c: queries.resolve_hash(c, digest))
+    found = state.read(lambda c: artifact_queries.resolve_hash(c, digest))
     if found is None:
         raise not_found("artifact")
     return found
@@ -138,7 +138,7 @@ def run_id_or_404(run_id: str) -> str:
 
 def artifact_or_404(state: UiState, digest: str) -> dict[str, Any]:
     digest = full_hash(state, digest)
-    record = state.read(lambda c: queries.find_artifact(c, digest))
+    record = state.read(lambda c: artifact_queries.find_artifact(c, digest))
     if record is None:
         raise not_found("artifact")
     return record
