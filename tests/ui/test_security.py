@@ -195,3 +195,15 @@ def test_a_calls_log_file_is_shown_when_kept(client: httpx.Client, demo_site: Si
         assert "squaring 3" in whole.text
     finally:
         log.unlink()
+
+
+def test_an_ome_zarr_folder_downloads_as_a_zip(client: httpx.Client, demo_site: Site):
+    import io
+    import zipfile
+
+    response = client.get(f"/api/artifacts/{demo_site.hashes['zarr']}/content")
+    assert response.status_code == 200
+    assert 'filename="stack.ome.zarr.zip"' in response.headers["content-disposition"]
+    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert "stack.ome.zarr/zarr.json" in names
+    assert all(n.startswith("stack.ome.zarr/") for n in names)

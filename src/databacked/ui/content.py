@@ -109,7 +109,8 @@ def _zip(located: Located) -> bytes:
         raise NotServable(f"{located.path} is too large to download as a zip from the UI.")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        base = located.path.rstrip("/").rsplit("/", 1)[0]
+        folder = located.path.rstrip("/")
+        base = folder.rsplit("/", 1)[0] if "/" in folder else ""  # the folder's parent
         for info in files:
             arcname = info.path[len(base) + 1 :] if base else info.path
             archive.writestr(arcname, store.read_bytes(info.path))
