@@ -207,3 +207,14 @@ def test_an_ome_zarr_folder_downloads_as_a_zip(client: httpx.Client, demo_site: 
     names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
     assert "stack.ome.zarr/zarr.json" in names
     assert all(n.startswith("stack.ome.zarr/") for n in names)
+
+
+def test_bytes_outside_the_store_are_never_served(client: httpx.Client, demo_site: Site):
+    """The demo's raw images are inputs by absolute path, outside the store: not served."""
+    calls = client.get(f"/api/runs/{demo_site.run_ids['demo']}/calls?step=select_cell").json()
+    detail = client.get(f"/api/calls/{calls['calls'][0]['key']}").json()
+    raw = next(i for i in detail["inputs"] if i["path"] and i["path"].startswith("/"))
+    assert Path(raw["path"]).exists()
+    assert client.get(f"/api/artifacts/{raw['hash']}").status_code == 200  # known, described
+    assert client.get(f"/api/artifacts/{raw['hash']}/content").status_code == 404
+    assert client.get(f"/api/artifacts/{raw['hash']}/thumbnail.png").status_code == 404
