@@ -126,3 +126,21 @@ def test_a_file_read_by_400_calls_says_narrow_it(tmp_path: Path):
         small = httpx.get(f"{base}/lineage/{1:064x}").text
     assert 'id="too-large"' in page
     assert 'id="too-large"' not in small
+
+
+def test_an_older_catalog_is_not_migrated_by_the_ui(tmp_path: Path):
+    import sqlalchemy as sa
+
+    from databacked.ui.source import open_catalog
+
+    path = tmp_path / "old.db"
+    with Catalog.open(f"sqlite:///{path}") as writer:
+        writer.start_run({"pipeline": "old"})
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:  # as if it predated the schema's revisions
+        conn.exec_driver_sql("DELETE FROM alembic_version")
+    engine.dispose()
+    before = path.read_bytes()
+    with pytest.raises(CatalogError, match="databacked status"):
+        open_catalog(f"sqlite:///{path}")
+    assert path.read_bytes() == before

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from databacked.errors import ConfigError
+from databacked.errors import CatalogError, ConfigError
 
 if TYPE_CHECKING:
     from databacked.catalog import Catalog
@@ -61,7 +61,15 @@ def open_catalog(url: str) -> Catalog:
     """The catalog at ``url``, opened read-only where the database allows."""
     from databacked.catalog import Catalog
 
-    return Catalog.open(readonly_url(url))
+    try:
+        return Catalog.open(readonly_url(url))
+    except CatalogError as exc:
+        if "migrate" not in str(exc):
+            raise
+        raise CatalogError(
+            "The catalog has an older schema and the UI opens it read-only, so it cannot "
+            "migrate it: run `databacked status` once with this catalog, then start the UI."
+        ) from exc
 
 
 class Source:
