@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean help
+.PHONY: install demo test lint bench clean help browser
 
 help:  ## show the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[all,test]'
+	$(BIN)/python -m pip install --quiet --no-deps 'roc-validator>=0.7'  # see [test] in pyproject
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install databacked with [all,test]
@@ -26,7 +27,13 @@ lint: $(STAMP)  ## ruff and the import-layer contract
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
 
-test: $(STAMP) lint  ## the whole test suite, with real services where configured
+browser:  ## Debian's chromium and graphviz for the web UI's browser tests (apt-get, as root, when missing)
+	@command -v chromium >/dev/null && command -v dot >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium graphviz >/dev/null; } || \
+	  echo "make browser: install chromium and graphviz (apt-get install chromium graphviz) for tests/ui" >&2
+
+test: $(STAMP) lint browser  ## the whole test suite, with real services where configured
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: $(STAMP)  ## benchmarks; figures go to benchmarks/RESULTS.md

@@ -2,7 +2,8 @@
 
     python benchmarks/run.py                      # every section, figures to benchmarks/RESULTS.md
     python benchmarks/run.py --only pipeline      # one section (import, hashing, formats,
-                                                  # catalog, pipeline, scale)
+                                                  # catalog, pipeline, scale, executors,
+                                                  # specs, ui)
     PEERS=dask-processes,snakemake-threads python benchmarks/run.py --only pipeline
 
 Absolute times on a shared 2-core machine are noise; every figure here is a ratio against a
@@ -384,7 +385,7 @@ def main() -> int:
         args.only
         or [
             *("import", "hashing", "formats", "catalog", "pipeline", "scale", "executors"),
-            *("specs", "provenance", "analysisrun"),
+            *("specs", "provenance", "analysisrun", "ui"),
         ]
     )
     rows: list[dict] = []
@@ -401,6 +402,7 @@ def main() -> int:
             ("specs", lambda: section_module("bench_specs")),
             ("provenance", lambda: section_module("bench_provenance")),
             ("analysisrun", lambda: section_module("bench_analysisrun")),
+            ("ui", lambda: section_module("bench_ui")),
         ]
         for name, section in plan:
             if name in wanted:

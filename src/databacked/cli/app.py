@@ -88,7 +88,7 @@ def _main(
 
 
 def _register() -> None:
-    from databacked.cli import browse, demo, housekeeping, init, running, specs, worker
+    from databacked.cli import browse, demo, housekeeping, init, running, specs, ui, worker
 
     running.register(app)
     browse.register(app)
@@ -97,6 +97,7 @@ def _register() -> None:
     demo.register(app)
     specs.register(app)
     worker.register(app)
+    ui.register(app)
     from databacked.cli import export, hook
 
     export.register(app)
