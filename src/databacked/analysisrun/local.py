@@ -76,14 +76,15 @@ def run_lanes(
         register(fingerprint, analyze, params_type, results_type)
     params_json = params.model_dump(mode="json")
 
-    def wire() -> list[Any]:
-        return [
-            analysisrun_lane(
+    def wire() -> dict[int, Any]:
+        # A dict, not a list: the values of lanes that ran stay readable when others failed.
+        return {
+            index: analysisrun_lane(
                 entry=entry, analyze=fingerprint, params=params_json, data_name=data_name,
                 sample_name=sample_name, data=frames,
             )
-            for data_name, sample_name, frames in lanes
-        ]  # fmt: skip
+            for index, (data_name, sample_name, frames) in enumerate(lanes)
+        }  # fmt: skip
 
     output_dir.mkdir(parents=True, exist_ok=True)
     store_obj = store if isinstance(store, Store) else Store(store or str(output_dir))
@@ -105,13 +106,15 @@ def run_lanes(
         )
         rows, failures = [], []
         table = result.calls
-        for (data_name, sample_name, _), value, (_, call) in zip(
-            lanes, result.value, table.iterrows(), strict=True
+        values = result.value
+        failed = getattr(values, "failed", {})  # a PartialValue names the lanes that failed
+        for index, ((data_name, sample_name, _), (_, call)) in enumerate(
+            zip(lanes, table.iterrows(), strict=True)
         ):
-            if value is None:
+            if index in failed:
                 failures.append(LaneFailure(data_name, sample_name, str(call["error"] or "")))
                 continue
-            rows.append((data_name, value))
+            rows.append((data_name, values[index]))
         images = (
             _export_images(store_obj, catalog_obj, rows, result.run_id) if not failures else {}
         )
