@@ -20,6 +20,9 @@ from test_celery import celery_worker, modules, write_module  # noqa: F401
 MARKER = """
 from pathlib import Path
 
+import databacked as db
+
+@db.step  # workers run only steps (DESIGN section 11)
 def touch(path):
     Path(path).write_text("ran")
     return "ran"
@@ -76,7 +79,7 @@ def test_calls_of_a_gone_driver_are_dropped_unrun_by_a_later_worker(
     ex.close()  # as after Ctrl-C or the end of the run: the driver is gone
     log = tmp_path / "worker.log"
     with celery_worker(str(broker["broker"]), str(broker["queue"]), log,
-                       backend=broker["backend"]):  # fmt: skip
+                       backend=broker["backend"], project=modules):  # fmt: skip
         deadline = time.monotonic() + 60
         while "dropped unrun" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -91,6 +94,6 @@ def test_a_live_driver_runs_its_calls(
     marker = tmp_path / "ran.txt"
     log = tmp_path / "worker.log"
     with celery_worker(str(broker["broker"]), str(broker["queue"]), log,
-                       backend=broker["backend"]), _executor(broker) as ex:  # fmt: skip
+                       backend=broker["backend"], project=modules), _executor(broker) as ex:  # fmt: skip
         assert ex.submit(mod.touch, str(marker)).result(timeout=60) == "ran"
     assert marker.read_text() == "ran"

@@ -133,13 +133,19 @@ def _load_file(path: Path) -> Any:
         sys.path.insert(0, folder)
     name = path.stem if path.stem.isidentifier() else "databacked_pipeline"
     existing = sys.modules.get(name)
-    if existing is not None and getattr(existing, "__file__", None) != str(path):
-        # Never shadow an imported module (a user's json.py must not replace the stdlib's).
+    if (
+        existing is not None
+        and getattr(existing, "__file__", None) != str(path)
+        and not getattr(existing, "__databacked_pipeline_file__", False)
+    ):
+        # Never shadow an imported module (a user's json.py must not replace the stdlib's);
+        # another pipeline file of the same name is replaced, so workers import it by its name.
         name = f"databacked_pipeline_{name}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"Cannot import {str(path)!r} as Python; is it a .py file?")
     module = importlib.util.module_from_spec(spec)
+    module.__databacked_pipeline_file__ = True  # type: ignore[attr-defined]
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
