@@ -380,10 +380,9 @@ def main() -> int:
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     peers = [p for p in os.environ.get("PEERS", "").split(",") if p]
-    wanted = set(
-        args.only
-        or ["import", "hashing", "formats", "catalog", "pipeline", "scale", "executors", "specs"]
-    )
+    every = ["import", "hashing", "formats", "catalog", "pipeline", "scale", "executors", "specs"]
+    every.append("prefect")
+    wanted = set(args.only or every)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="databacked-bench-") as tmp:
         work = Path(tmp)
@@ -396,6 +395,7 @@ def main() -> int:
             ("scale", lambda: section_scale(work, args.full)),
             ("executors", lambda: section_module("bench_executors")),
             ("specs", lambda: section_module("bench_specs")),
+            ("prefect", lambda: section_module("bench_prefect")),
         ]
         for name, section in plan:
             if name in wanted:

@@ -92,8 +92,8 @@ def test_seed001_flow_cold_cached_changed_corrupted(
     with tifffile.TiffFile(denoised) as tif:
         assert tif.is_ome and tif.series[0].axes == "YX"
     img = bioio.BioImage(denoised)
-    assert img.physical_pixel_sizes.Y == pytest.approx(0.134)
-    assert img.physical_pixel_sizes.X == pytest.approx(0.134)
+    assert pytest.approx(0.134) == img.physical_pixel_sizes.Y
+    assert pytest.approx(0.134) == img.physical_pixel_sizes.X
     segmented = tifffile.imread(root / "segmented" / "nuclei0.tif")
     assert segmented.dtype == bool and segmented.shape == (48, 64)
     before = _stamps(root)
@@ -144,7 +144,8 @@ def test_records_are_slim_json_pointers(seed: Any, databacked_env: dict[str, Any
 
     root = databacked_env["store"]
     target = ImageTarget.from_path(
-        str(root / "t" / "cell.tif"), metadata={"axes": "YX", "unit": "micron"},
+        str(root / "t" / "cell.tif"),
+        metadata={"axes": "YX", "unit": "micron"},
         resolution=[1 / 0.2, 1 / 0.2],
     )
     target.set_data(np.arange(64 * 64, dtype="uint16").reshape(64, 64))

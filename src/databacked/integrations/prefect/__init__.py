@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from databacked.integrations.prefect.batches import flush
 from databacked.integrations.prefect.context import configure
 from databacked.integrations.prefect.datasets import LocalDatasetResult, S3DatasetResult
 from databacked.integrations.prefect.inputs import task_input_hash
@@ -69,6 +70,7 @@ __all__ = [
     "Target",
     "configure",
     "cpr_serializer",
+    "flush",
     "task",
     "task_input_hash",
 ]

@@ -59,11 +59,13 @@ def _original(fn: Any) -> Any:
 def file_hash(path: str) -> str:
     """Content hash of an input file; unchanged local files are trusted by stat."""
     from databacked.engine.files import FileHasher
+    from databacked.integrations.prefect import batches
     from databacked.integrations.prefect.context import catalog
 
     hasher = FileHasher(catalog())
     digest = hasher.hash(path, "prefect", os.path.basename(path))
-    hasher.flush()
+    if hasher.fresh:  # remembered in the next catalog batch, not one transaction per file
+        batches.put("stat", list(hasher.fresh))
     return digest
 
 

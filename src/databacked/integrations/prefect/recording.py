@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from databacked.errors import DatabackedError
+from databacked.integrations.prefect import batches
 from databacked.integrations.prefect.pointers import Pointer
 
 log = logging.getLogger("databacked.integrations.prefect")
@@ -60,10 +61,8 @@ def record_outputs(pointers: Sequence[Pointer], names: Sequence[str] | None = No
     from prefect.transactions import get_transaction
 
     from databacked.catalog.records import CallRecord
-    from databacked.integrations.prefect.context import catalog
     from databacked.integrations.prefect.inputs import split, task_fingerprint
 
-    cat = catalog()
     ctx = TaskRunContext.get()
     txn = get_transaction()
     key = getattr(txn, "key", None)
@@ -72,7 +71,7 @@ def record_outputs(pointers: Sequence[Pointer], names: Sequence[str] | None = No
         for p in pointers:
             by_store.setdefault(p.store, []).append(p.record())
         for store_url, records in by_store.items():
-            cat.record_artifacts(store_url, records)
+            batches.put("artifacts", (store_url, records))
         return
     task = ctx.task
     parameters = dict(ctx.parameters or {})
@@ -82,11 +81,9 @@ def record_outputs(pointers: Sequence[Pointer], names: Sequence[str] | None = No
         for i, p in enumerate(pointers)
         if p.store == home
     }
-    strays = [p.record() for p in pointers if p.store != home]
-    if strays:
-        for p in pointers:
-            if p.store != home:
-                cat.record_artifacts(p.store, [p.record()])
+    for p in pointers:
+        if p.store != home:
+            batches.put("artifacts", (p.store, [p.record()]))
     try:
         plain, _ = split(parameters)
         from databacked.engine.keys import params_hash
@@ -110,7 +107,7 @@ def record_outputs(pointers: Sequence[Pointer], names: Sequence[str] | None = No
         host=socket.gethostname(),
         pid=os.getpid(),
     )
-    cat.record_calls([record])
+    batches.put("call", (home, record))
     log.debug("recorded call %s of task %s", key[:12], task.name)
 
 

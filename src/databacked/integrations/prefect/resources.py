@@ -178,7 +178,6 @@ class Target(Resource):
         the_store, rel = locate(self.get_path())
         fmt = self._format()
         record = fmt.write(self._prepare(data), the_store, rel)
-        the_store.sync()
         self.pointer = Pointer.from_record(the_store, record, fmt, None, self._pointer_meta())
         self.data_hash = self._hash = record.hash
         self._data = None

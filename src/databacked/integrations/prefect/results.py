@@ -95,7 +95,13 @@ class LocalResult:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self._root(), storage_options=self.storage_options)
+            if self.storage_options is None:
+                from databacked.integrations.prefect.context import store
+
+                # the integration's shared Store: its catalog batches sync what it wrote
+                self._store = store(self._root())
+            else:
+                self._store = Store(self._root(), storage_options=self.storage_options)
         return self._store
 
     def _root(self) -> str:
@@ -109,7 +115,6 @@ class LocalResult:
         fmt = self.serializer.format_for(rel, value)
         value = _materialise(value, fmt)
         record = fmt.write(value, self.store, rel)
-        self.store.sync()
         return Pointer.from_record(self.store, record, fmt, key)
 
     def __getstate__(self) -> dict[str, Any]:

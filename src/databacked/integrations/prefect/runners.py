@@ -13,6 +13,8 @@ from typing import Any
 from prefect.futures import wait
 from prefect_dask import DaskTaskRunner as _PrefectDaskTaskRunner
 
+from databacked.integrations.prefect.batches import flush
+
 
 class DaskTaskRunner(_PrefectDaskTaskRunner):
     """``prefect_dask.DaskTaskRunner`` that waits for all submitted tasks on exit."""
@@ -36,6 +38,7 @@ class DaskTaskRunner(_PrefectDaskTaskRunner):
         if pending:
             wait(pending)
         super().__exit__(*args)
+        flush()  # catalog rows of tasks that ran in this process (threads of a local cluster)
 
 
 __all__ = ["DaskTaskRunner"]
