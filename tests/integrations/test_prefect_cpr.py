@@ -17,11 +17,24 @@ from typer.testing import CliRunner
 N_IMAGES = 3
 
 
+SEED = Path(__file__).with_name("prefect_seed001.txt")
+"""Seed 001's README flow, byte for byte except its import lines (kept out of formatters)."""
+
+
 @pytest.fixture
 def seed(databacked_env: dict[str, Any]) -> Any:
-    import prefect_seed001
+    import importlib.machinery
+    import importlib.util
+    import sys
 
-    return prefect_seed001
+    name = "prefect_seed001"
+    if name not in sys.modules:
+        loader = importlib.machinery.SourceFileLoader(name, str(SEED))
+        spec = importlib.util.spec_from_loader(name, loader)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[name] = module
+        loader.exec_module(module)
+    return sys.modules[name]
 
 
 def _runner() -> Any:
@@ -57,7 +70,7 @@ def _run(seed: Any, images: Path, root: Path) -> Any:
         return_state=True,
     )
     assert state.is_completed(), state
-    return task_states(state)
+    return task_states(state, expected=1 + 2 * N_IMAGES)
 
 
 def _stamps(root: Path) -> dict[str, tuple[int, int]]:

@@ -64,7 +64,7 @@ def _run(module: Any, dataset: Any) -> tuple[dict[str, Any], dict[str, list[str]
 
     state = module.example_workflow(dataset, return_state=True)
     assert state.is_completed(), state
-    return state.result(), task_states(state)
+    return state.result(), task_states(state, expected=13)  # 4 x 3 mapped + describe
 
 
 def _check_ome(data: bytes, local_copy: Path) -> None:
