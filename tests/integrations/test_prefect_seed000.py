@@ -159,3 +159,24 @@ def test_task_without_result_is_plain_prefect_task(databacked_env: dict[str, Any
         return x + 1
 
     assert isinstance(plain, prefect.Task) and plain.retries == 1
+
+
+def test_failing_task_keeps_its_error(databacked_env: dict[str, Any], tmp_path: Path) -> None:
+    """A task that raises fails with its own exception (it passes the JSON serializer too)."""
+    from prefect import flow
+
+    from databacked.integrations.prefect import LocalResult, task
+
+    @task(result=LocalResult(dir=tmp_path / "out"), target=lambda **kwargs: "x.npy")
+    def broken(x: int) -> Any:
+        raise ValueError(f"bad input {x}")
+
+    @flow
+    def runs_broken() -> Any:
+        return broken(3)
+
+    state = runs_broken(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ValueError, match="bad input 3"):
+        state.result()
+    assert not (tmp_path / "out" / "x.npy").exists()
