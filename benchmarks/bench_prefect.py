@@ -168,10 +168,9 @@ def run() -> list[dict]:
             baseline(paths[:4])
             integrated(paths[:4])
             time.sleep(max(0.0, 2.1 - (time.time() - os.stat(paths[-1]).st_mtime)))
-            # A B B A: the temporary server slows down as its event backlog grows, so
-            # each figure is the median of runs on both sides of the other's
+            # A B B A A B B A: each figure is the median of runs on both sides of the other's
             base, cold, cold_calls = [], [], 0
-            for i, order in enumerate(("ab", "ba")):
+            for i, order in enumerate(("ab", "ba", "ab", "ba")):
                 baseline, integrated = _flows(work / f"out{i}")
                 for which in order:
                     if which == "a":
@@ -188,7 +187,7 @@ def run() -> list[dict]:
             after_s = _timed(baseline, paths)
     base_s, cold_s = statistics.median(base), statistics.median(cold)
     note = (
-        f"{N} tasks, medians of A-B-B-A runs (baseline {_spread(base)}, databacked "
+        f"{N} tasks, medians of 4 runs each in A-B-B-A order (baseline {_spread(base)}, databacked "
         f"{_spread(cold)}); a cold run called {cold_calls} task functions"
     )
     return [

@@ -56,17 +56,52 @@ def _original(fn: Any) -> Any:
     return fn
 
 
+_KNOWN: dict[str, tuple[str, str]] = {}
+"""Stat-cache rows of local input files seen by this process: path -> (stamp, hash)."""
+_FOLDERS: set[str] = set()
+PREFETCH_LIMIT = 20_000
+"""Folders with more files than this are not read ahead from the stat cache."""
+_ABSENT = ("", "")
+
+
 def file_hash(path: str) -> str:
-    """Content hash of an input file; unchanged local files are trusted by stat."""
+    """Content hash of an input file; unchanged local files are trusted by stat.
+
+    The first file of a folder reads the stat-cache rows of the whole folder in one query, so
+    a flow over many images costs one query, not one per task.
+    """
     from databacked.engine.files import FileHasher
     from databacked.integrations.prefect import batches
     from databacked.integrations.prefect.context import catalog
 
-    hasher = FileHasher(catalog())
+    cat = catalog()
+    if "://" not in path:
+        _prefetch(cat, os.path.dirname(os.path.abspath(path)))
+    hasher = FileHasher(cat)
+    hasher.known = _KNOWN  # shared: a row hashed here serves the next task too
     digest = hasher.hash(path, "prefect", os.path.basename(path))
     if hasher.fresh:  # remembered in the next catalog batch, not one transaction per file
         batches.put("stat", list(hasher.fresh))
     return digest
+
+
+def _prefetch(cat: Any, folder: str) -> None:
+    from databacked.engine.files import LOCAL_FILES
+
+    with _LOCK:
+        if folder in _FOLDERS:
+            return
+        _FOLDERS.add(folder)
+    try:
+        with os.scandir(folder) as entries:
+            paths = [e.path for _, e in zip(range(PREFETCH_LIMIT + 1), entries, strict=False)]
+    except OSError:
+        return
+    if len(paths) > PREFETCH_LIMIT:
+        return
+    rows = cat.stat_cache_get(LOCAL_FILES, paths)
+    for p in paths:  # files without a row are known to have none (their stamp never matches)
+        _KNOWN.setdefault(p, rows.get(p, _ABSENT))
 
 
 def content_hash(value: Any) -> str | None:
