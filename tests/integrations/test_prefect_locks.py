@@ -1,19 +1,24 @@
-"""Two flow processes on one store compute each key once (catalog leases as Prefect locks).
+"""Two flow processes on one store compute each key once (catalog locks as Prefect locks).
 
-Both processes talk to the running Prefect API through PREFECT_API_URL, as flows do against
-a `prefect server start`; the locks and the cache records are shared through the catalog and
-the store, not through Prefect.
+Both processes run against a real ``prefect server start`` on loopback (PREFECT_API_URL); the
+locks and the cache records are shared through the catalog and the store, not through Prefect.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+import pytest
 
 import databacked
+from databacked.testing import services
 
 FLOW = """
 import os
@@ -50,16 +55,55 @@ if __name__ == "__main__":
 """
 
 
-def test_two_flow_processes_compute_each_key_once(
-    databacked_env: dict[str, Any], tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``prefect server start`` on a free loopback port; its API URL."""
+    try:
+        import prefect  # noqa: F401
+    except ImportError:
+        services.unavailable("Prefect tests need the extra: pip install 'databacked[prefect]'")
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = services.free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    cli = str(Path(sys.executable).with_name("prefect"))
+    server = subprocess.Popen(
+        [cli, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    services.unavailable("prefect server start did not come up on 127.0.0.1")
+                time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_two_flow_processes_compute_each_key_once(prefect_server: str, tmp_path: Path) -> None:
     script = tmp_path / "squares_flow.py"
     script.write_text(FLOW)
     log = tmp_path / "calls.log"
     src = str(Path(databacked.__file__).parents[1])
+    store = tmp_path / "store"
+    store.mkdir()
     env = {
         **os.environ,
-        "PREFECT_API_URL": databacked_env["api"],
+        "PREFECT_API_URL": prefect_server,
+        "PREFECT_HOME": str(tmp_path / "prefect-client"),
+        "DATABACKED_STORE": str(store),
+        "DATABACKED_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}",
         "SQUARES_LOG": str(log),
         "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
     }
