@@ -126,7 +126,7 @@ def test_seed000_pipeline_local_and_s3(
     assert store.exists("projections/10.png")
 
 
-def test_comment_keeps_cache_and_literal_reruns(
+def test_comment_keeps_cache_literal_or_helper_reruns(
     dataset: Any, databacked_env: dict[str, Any], tmp_path: Path
 ) -> None:
     staging = str(databacked_env["store"]) + "/local_staging/"
@@ -136,17 +136,20 @@ def test_comment_keeps_cache_and_literal_reruns(
         tmp_path,
         "LocalResult",
         staging,
-        ("    return normed_cell[0]", "    # a comment changes nothing\n    return normed_cell[0]"),
+        ("    return brighten(", "    # a comment changes nothing\n    return brighten("),
     )
     again, states = _run(commented, dataset)
     assert states["normalize_cell"] == ["Cached"] * 4
     assert states["project_cell"] == ["Cached"] * 4
     assert again == cold
 
-    changed = _module(tmp_path, "LocalResult", staging, ("max(axis=0) * 1.0", "max(axis=0) * 2.0"))
-    _, states = _run(changed, dataset)
-    assert states["normalize_cell"] == ["Cached"] * 4
-    assert states["project_cell"] == ["Completed"] * 4
+    for edit in (
+        ("normed_cell[0].max(axis=0)", "normed_cell[1].max(axis=0)"),  # a literal in the task
+        ("image * 1.0", "image * 2.0"),  # a project-local helper the task calls
+    ):
+        _, states = _run(_module(tmp_path, "LocalResult", staging, edit), dataset)
+        assert states["normalize_cell"] == ["Cached"] * 4
+        assert states["project_cell"] == ["Completed"] * 4
 
 
 def test_task_without_result_is_plain_prefect_task(databacked_env: dict[str, Any]) -> None:
