@@ -8,12 +8,15 @@ seed 001's flow runs with only its import lines changed.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prefect.futures import wait
 from prefect_dask import DaskTaskRunner as _PrefectDaskTaskRunner
 
 from databacked.integrations.prefect.batches import flush
+
+log = logging.getLogger("databacked.integrations.prefect")
 
 
 class DaskTaskRunner(_PrefectDaskTaskRunner):
@@ -37,6 +40,12 @@ class DaskTaskRunner(_PrefectDaskTaskRunner):
         pending, self._pending = self._pending, []
         if pending:
             wait(pending)
+        client = getattr(self, "_client", None)
+        if client is not None:
+            try:  # the catalog rows each worker process still holds, before it is closed
+                client.run(flush)
+            except Exception:  # a boundary: closing must go on; the rows flush at exit
+                log.warning("Could not flush catalog rows on the Dask workers", exc_info=True)
         super().__exit__(*args)
         flush()  # catalog rows of tasks that ran in this process (threads of a local cluster)
 
