@@ -385,7 +385,7 @@ def main() -> int:
         args.only
         or [
             *("import", "hashing", "formats", "catalog", "pipeline", "scale", "executors"),
-            *("specs", "provenance", "analysisrun", "ui"),
+            *("specs", "provenance", "analysisrun", "ui", "prefect"),
         ]
     )
     rows: list[dict] = []
@@ -403,6 +403,7 @@ def main() -> int:
             ("provenance", lambda: section_module("bench_provenance")),
             ("analysisrun", lambda: section_module("bench_analysisrun")),
             ("ui", lambda: section_module("bench_ui")),
+            ("prefect", lambda: section_module("bench_prefect")),
         ]
         for name, section in plan:
             if name in wanted:

@@ -1,1 +1,1 @@
-"""(being built)"""
+"""Integrations with other tools (Prefect); each imports its tool only when used."""
