@@ -11,11 +11,11 @@ STAMP  := $(VENV)/.installed
 help:  ## show the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,test]'
-	$(BIN)/python -m pip install --quiet --no-deps 'roc-validator>=0.7'  # see [test] in pyproject
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps 'roc-validator>=0.7'  # see [test] in pyproject
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install databacked with [all,test]

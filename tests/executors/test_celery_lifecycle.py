@@ -93,7 +93,8 @@ def test_a_live_driver_runs_its_calls(
     mod = write_module(modules, "lifecycle", MARKER)
     marker = tmp_path / "ran.txt"
     log = tmp_path / "worker.log"
-    with celery_worker(str(broker["broker"]), str(broker["queue"]), log,
-                       backend=broker["backend"], project=modules), _executor(broker) as ex:  # fmt: skip
+    worker = celery_worker(str(broker["broker"]), str(broker["queue"]), log,
+                           backend=broker["backend"], project=modules)  # fmt: skip
+    with worker, _executor(broker) as ex:
         assert ex.submit(mod.touch, str(marker)).result(timeout=60) == "ran"
     assert marker.read_text() == "ran"
