@@ -153,9 +153,41 @@ def run_call(spec: CallSpec, store: Any) -> CallOutcome:
         )
 
 
-def run_batch(specs: Sequence[CallSpec], store: Any) -> list[CallOutcome]:
-    """Run several calls in one executor task (many short calls)."""
-    return [run_call(spec, store) for spec in specs]
+def run_batch(tasks: Sequence[Any], store: Any) -> list[Any]:
+    """Run several calls in one executor task, leaving each in the journal as it finishes.
+
+    An item is a ``CallSpec`` or a ``(function, task)`` pair run as ``function(task, store)``
+    (a spec datum). Each finished call with outputs is journaled at once, so killing this
+    worker or the driver loses only the call in flight, not the calls finished before it.
+    """
+    from databacked.engine import journal
+
+    outcomes = []
+    for task in tasks:
+        if isinstance(task, CallSpec):
+            outcome = run_call(task, store)
+            if task.persist:
+                journal.write(store, outcome)
+        else:
+            fn, item = task
+            started = time.time()
+            try:
+                outcome = fn(item, store)
+            except Exception as exc:  # one item's failure must not lose its neighbours
+                outcome = CallOutcome(
+                    key=getattr(item, "key", ""),
+                    status="failed",
+                    error_type=type(exc).__name__,
+                    error_message=str(exc) or type(exc).__name__,
+                    traceback=traceback.format_exc(),
+                    started=started,
+                    finished=time.time(),
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                )
+            journal.write(store, outcome)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _resolve(function: Callable[..., Any] | str) -> Callable[..., Any]:
