@@ -25,7 +25,8 @@ from typing import Any
 from databacked.catalog.records import CallRecord
 from databacked.engine import journal
 from databacked.engine.events import CallEvent
-from databacked.engine.worker import CallOutcome, run_batch
+from databacked.engine.worker import CallOutcome, can_time_out, run_batch
+from databacked.errors import ConfigError
 
 FLUSH_SECONDS = 1.0
 FLUSH_CALLS = 500
@@ -33,6 +34,8 @@ FLUSH_CALLS = 500
 BATCH_SECONDS = 0.5
 """Work per batched task, from observed call durations (about 0.2-1 s)."""
 MAX_BATCH = 256
+NO_TIMEOUTS = ("threads", "dask")
+"""Executors whose calls run in threads that a timer cannot interrupt."""
 log = logging.getLogger("databacked.engine.dispatch")
 
 
@@ -55,6 +58,8 @@ class Job:
     retry_delay: float = 0.0
     batch: int | None = None
     """Calls per task, when the step fixes it."""
+    timeout: float | None = None
+    """Seconds one attempt may run (enforced in the worker, see ``worker.deadline``)."""
     attempts: int = 0
     started: float = field(default=0.0, repr=False)
 
@@ -117,6 +122,18 @@ class Dispatcher:
             "lease_ttl": self.lease_ttl,
         }
 
+    def check_timeout(self, name: str, seconds: float | None) -> None:
+        """Refuse, before anything runs, a timeout this executor cannot enforce."""
+        if not seconds:
+            return
+        kind = str(getattr(self.executor, "name", ""))
+        if kind in NO_TIMEOUTS or (kind == "inline" and not can_time_out()):
+            raise ConfigError(
+                f"'{name}' has a timeout of {seconds:g} s, which the {kind} executor cannot "
+                "enforce (a running thread cannot be stopped); use executor 'processes', "
+                "'subprocess' or 'celery', or remove the timeout."
+            )
+
     # -- leases --------------------------------------------------------------------------------
 
     def lease(self, jobs: Sequence[Job]) -> Leased:
@@ -163,6 +180,24 @@ class Dispatcher:
             job.attempts += 1
             self.queue.append(job)
             self._emit(job, "running")
+
+    def cancel(self) -> list[Job]:
+        """Take back every job not yet in the executor (queued, awaiting a retry or a lone
+        re-run); what runs goes on. Returns them, for the front end to report."""
+        jobs = [*self.queue, *self.retry_at, *self.suspects]
+        self.queue.clear()
+        self.retry_at.clear()
+        self.suspects.clear()
+        for future, chunk in list(self.futures.items()):
+            if future.cancel():  # still waiting in the executor's own queue
+                del self.futures[future]
+                jobs += chunk
+        return jobs
+
+    @property
+    def running(self) -> int:
+        """Tasks in the executor now."""
+        return len(self.futures)
 
     @property
     def busy(self) -> bool:

@@ -66,6 +66,9 @@ class Scheduler:
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> list[CallState]:
+        if not self.dry_run:
+            for node in self.graph.nodes:
+                self.dispatch.check_timeout(f"Step {node.step.name}", node.step.timeout)
         self._add([n for n in self.graph.nodes if isinstance(n, CallNode)])
         try:
             while True:
@@ -243,6 +246,7 @@ class Scheduler:
             retries=step.retries,
             retry_delay=step.retry_delay,
             batch=step.batch,
+            timeout=step.timeout,
         )
 
     def _spec(self, state: CallState) -> CallSpec:
@@ -255,6 +259,7 @@ class Scheduler:
             outputs=output_specs(state),
             multi=state.step.multi,
             persist=state.step.persist,
+            timeout=state.step.timeout,
         )
 
     def _adopt(self, job: Job, outcome: CallOutcome) -> None:

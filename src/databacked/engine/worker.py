@@ -10,14 +10,17 @@ import contextlib
 import importlib
 import io
 import os
+import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from databacked.errors import CallTimeout
 
 OBJECTS = ".databacked/objects"
 """Where outputs without a target live, relative to the store root."""
@@ -63,6 +66,8 @@ class CallSpec:
     """True for ``targets=`` steps: the function returns a dict of outputs."""
     persist: bool = True
     capture_limit: int = CAPTURE_LIMIT
+    timeout: float | None = None
+    """Seconds the function may run; past it the call fails with ``timeout after N s``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +138,7 @@ def run_call(spec: CallSpec, store: Any) -> CallOutcome:
                 kwargs[name] = [_load(store, s) for s in source]
             else:
                 kwargs[name] = _load(store, source)
-        with _captured(out, err, capture):
+        with _captured(out, err, capture), deadline(spec.timeout):
             result = fn(**kwargs)
         values = _split(spec, result)
         if not spec.persist:
@@ -169,10 +174,11 @@ def run_batch(tasks: Sequence[Any], store: Any) -> list[Any]:
             if task.persist:
                 journal.write(store, outcome)
         else:
-            fn, item = task
+            fn, item, *limit = task
             started = time.time()
             try:
-                outcome = fn(item, store)
+                with deadline(limit[0] if limit else None):
+                    outcome = fn(item, store)
             except Exception as exc:  # one item's failure must not lose its neighbours
                 outcome = CallOutcome(
                     key=getattr(item, "key", ""),
@@ -188,6 +194,35 @@ def run_batch(tasks: Sequence[Any], store: Any) -> list[Any]:
             journal.write(store, outcome)
         outcomes.append(outcome)
     return outcomes
+
+
+def can_time_out() -> bool:
+    """Whether :func:`deadline` can stop a call here: only the main thread gets signals."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Stop the code inside after ``seconds`` with ``CallTimeout("timeout after N s")``.
+
+    A real-time timer interrupts the call between Python instructions (a command run with
+    ``subprocess`` is killed by ``subprocess.run`` when it is interrupted), so the worker
+    process survives and goes on with the next call.
+    """
+    if not seconds or not can_time_out():
+        yield
+        return
+
+    def expired(_signum: int, _frame: Any) -> None:
+        raise CallTimeout(f"timeout after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _resolve(function: Callable[..., Any] | str) -> Callable[..., Any]:

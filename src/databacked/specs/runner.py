@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,10 +27,11 @@ from databacked.catalog.records import CallRecord, InputRef
 from databacked.engine import provenance
 from databacked.engine.dispatch import Dispatcher, Job
 from databacked.engine.events import CallEvent
+from databacked.engine.worker import CallOutcome
 from databacked.executors import Executor, get_executor
 from databacked.specs.attic import attic_path, move_file
 from databacked.specs.datums import Datum
-from databacked.specs.model import Spec
+from databacked.specs.model import Spec, duration_seconds
 from databacked.specs.plan import (
     DatumRow,
     DatumState,
@@ -85,6 +87,8 @@ def run_specs(
         info = provenance.run_info(
             ",".join(s.pipeline for s in specs), _modules(specs), config, folder=project
         )
+        for spec in specs:  # a timeout the executor cannot enforce fails before anything runs
+            dispatch.check_timeout(f"Pipeline {spec.pipeline}", _timeouts(spec)[0])
         run_id = dispatch.run_id = cat.start_run(info)
         unsettled: dict[str, list[Datum]] = {}
         for spec in specs:
@@ -117,6 +121,13 @@ def run_specs(
         if own_catalog:
             cat.close()
     return result
+
+
+def _timeouts(spec: Spec) -> tuple[float | None, float | None]:
+    """(seconds one datum may run, seconds the pipeline's datums may take in one run)."""
+    datum = duration_seconds(spec.datum_timeout)
+    job = duration_seconds(spec.job_timeout)
+    return (min(datum or job or 0, job or datum or 0) or None), job
 
 
 def _modules(specs: Sequence[Spec]) -> list[str]:
@@ -162,7 +173,14 @@ class _Execution:
                 self.planner.stash(f"{job.state.pipeline}/{path}", move=False)
         claimed = self._claims(states)
         self.dispatch.submit(todo)
+        job_seconds = _timeouts(self.planner.spec)[1]
+        end = time.monotonic() + job_seconds if job_seconds else None
         while self.dispatch.busy:
+            if end is not None and time.monotonic() > end:
+                why = f"timeout after {job_seconds:g} s (job_timeout reached before it ran)"
+                for job in self.dispatch.cancel():
+                    self._finish(job.state, _failed(job, why))
+                end = None
             for job, attempt in self.dispatch.wait(WAIT):
                 state: DatumState = job.state
                 state.attempts = job.attempts
@@ -175,13 +193,15 @@ class _Execution:
 
     def _job(self, state: DatumState) -> Job:
         spec = self.planner.spec
+        timeout = _timeouts(spec)[0]
         return Job(
             key=state.key,
             name=state.pipeline,
-            task=(run_task, self.planner.task(state)),
+            task=(run_task, self.planner.task(state), timeout),
             state=state,
             known=state.had_row,
             retries=spec.retries,
+            timeout=timeout,
         )
 
     def _claim(self, todo: list[DatumState]) -> list[Job]:
@@ -310,6 +330,12 @@ class _Execution:
                 continue
             for path in set(self.planner.before[s.slot][1]) - set(s.outputs):
                 self.store.delete(f"{s.pipeline}/{path}")
+
+
+def _failed(job: Job, message: str) -> CallOutcome:
+    now = time.time()
+    return CallOutcome(job.key, "failed", error_type="CallTimeout", error_message=message,
+                       started=now, finished=now)  # fmt: skip
 
 
 __all__ = [
