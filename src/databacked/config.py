@@ -87,6 +87,11 @@ def _models() -> dict[str, Any]:
         lease_ttl: float = Field(
             default=600.0, description="Seconds before a dead driver's lease expires."
         )
+        grace: float = Field(
+            default=10.0,
+            ge=0,
+            description="Seconds running calls get to finish after SIGINT/SIGTERM.",
+        )
         verify: bool = False
         dask: DaskSettings = Field(default_factory=DaskSettings)
         celery: CelerySettings = Field(default_factory=CelerySettings)
@@ -170,6 +175,7 @@ class PlainSettings:
         self.durability: str = "batch"
         self.storage_options: dict[str, Any] = {}
         self.lease_ttl: float = 600.0
+        self.grace: float = 10.0
         self.verify: bool = False
         self.dask = _Section(
             {k: (dict(v) if isinstance(v, dict) else v) for k, v in _DASK_DEFAULTS.items()}

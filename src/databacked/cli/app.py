@@ -38,11 +38,10 @@ class _Group(TyperGroup):
             err_console.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from exc
         except KeyboardInterrupt as exc:
-            err_console.print(
-                "[yellow]Interrupted.[/yellow] Finished calls are recorded; run again to resume.",
-                soft_wrap=True,
-            )
-            raise typer.Exit(EXIT_INTERRUPTED) from exc
+            # a run stopped on SIGINT/SIGTERM says what it kept, and exits 130 / 143
+            summary = getattr(exc, "summary", "Finished calls are recorded; run again to resume.")
+            err_console.print(f"[yellow]Interrupted.[/yellow] {summary}", soft_wrap=True)
+            raise typer.Exit(getattr(exc, "exit_code", EXIT_INTERRUPTED)) from exc
 
 
 def _debug(ctx: typer.Context) -> bool:

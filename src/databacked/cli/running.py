@@ -39,6 +39,14 @@ ParamOption = Annotated[
         help="A pipeline parameter NAME=VALUE (JSON if it parses); repeatable.",
     ),
 ]
+GraceOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0,
+        help="Seconds running calls get to finish after Ctrl-C or SIGTERM (default 10); "
+        "a second Ctrl-C stops at once.",
+    ),
+]
 PLAN_ROWS = 50
 
 
@@ -63,6 +71,7 @@ def run(
     verify: Annotated[
         bool, typer.Option("--verify", help="Re-hash cached outputs before trusting them.")
     ] = False,
+    grace: GraceOption = None,
 ) -> None:
     """Run a pipeline: only new or changed calls compute; exit 1 if any call failed.
 
@@ -72,7 +81,14 @@ def run(
     if is_spec_reference(reference) and not dry_run:
         from databacked.cli import specs
 
-        specs.run(Path(reference), store=store, catalog=catalog, executor=executor, workers=workers)
+        specs.run(
+            Path(reference),
+            store=store,
+            catalog=catalog,
+            executor=executor,
+            workers=workers,
+            grace=grace,
+        )
         return
     if dry_run:
         plan(reference, param=param, store=store, catalog=catalog)
@@ -94,6 +110,7 @@ def run(
             workers=config.workers,
             verify=verify or config.verify,
             progress=progress,
+            grace=grace,
             **params,
         )
     counts = progress.counts or counts_from_calls(result.calls)

@@ -28,6 +28,7 @@ from databacked.cli.common import (
     short,
 )
 from databacked.cli.progress import one_line
+from databacked.cli.running import GraceOption
 
 SpecsArgument = Annotated[
     Path,
@@ -154,6 +155,7 @@ def run(
     catalog: CatalogOption = None,
     executor: ExecutorOption = None,
     workers: WorkersOption = None,
+    grace: GraceOption = None,
 ) -> None:
     """Run new and changed datums of every pipeline; exit 1 if any datum failed."""
     from databacked.specs.runner import run_specs
@@ -166,6 +168,7 @@ def run(
             catalog=cat,
             executor=config.executor,
             workers=config.workers,
+            grace=grace,
         )
     console.print(_counts_table(result.counts()))
     _print_run(result)

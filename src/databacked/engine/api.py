@@ -112,11 +112,13 @@ def run(
     workers: int | None = None,
     verify: bool | None = None,
     progress: Callable[[CallEvent], None] | None = None,
+    grace: float | None = None,
     **kwargs: Any,
 ) -> RunResult:
     """Run a pipeline: only new or changed calls compute. Returns even when calls failed.
 
     ``store``/``catalog``/``executor``: URL strings or objects; None -> configuration.
+    ``grace``: seconds running calls get after SIGINT/SIGTERM (None -> configuration).
     """
     from databacked.executors import get_executor
 
@@ -153,6 +155,7 @@ def run(
             verify=bool(settings.verify),
             progress=progress,
             lease_ttl=settings.lease_ttl,
+            grace=settings.grace if grace is None else grace,
         )
         try:
             states = scheduler.run()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -24,6 +25,7 @@ from typing import Any
 
 from databacked.catalog.records import CallRecord
 from databacked.engine import journal
+from databacked.engine.cancel import RunCancelled, Stop, on_signals
 from databacked.engine.events import CallEvent
 from databacked.engine.worker import CallOutcome, can_time_out, run_batch
 from databacked.errors import ConfigError
@@ -91,12 +93,20 @@ class Dispatcher:
         run_id: str | None = None,
         lease_ttl: float | None = None,
         progress: Callable[[CallEvent], None] | None = None,
+        grace: float | None = None,
     ) -> None:
         self.store, self.catalog, self.executor = store, catalog, executor
-        if lease_ttl is None:  # the setting, for front ends that take no settings object
+        if lease_ttl is None or grace is None:  # for front ends given no settings object
             from databacked.config import load_settings
 
-            lease_ttl = float(load_settings().lease_ttl)
+            settings = load_settings()
+            lease_ttl = float(settings.lease_ttl if lease_ttl is None else lease_ttl)
+            grace = float(settings.grace if grace is None else grace)
+        self.stop = Stop(grace)
+        self.stop_by: float | None = None
+        """Monotonic time the grace period of a stop request ends."""
+        self.finished = 0
+        self.dropped = 0
         self.run_id, self.lease_ttl, self.progress = run_id, lease_ttl, progress
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.inline = getattr(executor, "name", "") == "inline"
@@ -175,7 +185,10 @@ class Dispatcher:
     # -- submission ----------------------------------------------------------------------------
 
     def submit(self, jobs: Iterable[Job]) -> None:
-        """Queue jobs; they enter the executor as the window allows."""
+        """Queue jobs; they enter the executor as the window allows (none once stopping)."""
+        if self.stop.requested:
+            self.dropped += len(list(jobs))
+            return
         for job in jobs:
             job.attempts += 1
             self.queue.append(job)
@@ -183,15 +196,11 @@ class Dispatcher:
 
     def cancel(self) -> list[Job]:
         """Take back every job not yet in the executor (queued, awaiting a retry or a lone
-        re-run); what runs goes on. Returns them, for the front end to report."""
+        re-run); what is in the executor goes on. Returns them, for the front end to report."""
         jobs = [*self.queue, *self.retry_at, *self.suspects]
         self.queue.clear()
         self.retry_at.clear()
         self.suspects.clear()
-        for future, chunk in list(self.futures.items()):
-            if future.cancel():  # still waiting in the executor's own queue
-                del self.futures[future]
-                jobs += chunk
         return jobs
 
     @property
@@ -201,7 +210,34 @@ class Dispatcher:
 
     @property
     def busy(self) -> bool:
-        return bool(self.queue or self.futures or self.retry_at or self.suspects)
+        """Calls to wait for (or a stop request still to act on)."""
+        return bool(
+            self.queue or self.futures or self.retry_at or self.suspects or self.stop.requested
+        )
+
+    def _stopping(self) -> None:
+        """After a stop request: cancel what waits, give running calls the grace period,
+        then end the run (what finished is committed by :meth:`close`)."""
+        if self.stop_by is None:
+            self.dropped += len(self.cancel())
+            self.stop_by = time.monotonic() + self.stop.grace
+        if self.futures and time.monotonic() < self.stop_by:
+            return
+        running = sum(len(chunk) for chunk in self.futures.values())
+        if running:
+            self.abort()
+        raise RunCancelled(self.stop.signum or signal.SIGINT, self.finished, self.dropped + running)
+
+    def signals(self) -> Any:
+        """While the run goes on, SIGINT/SIGTERM ask it to stop (see ``engine.cancel``)."""
+        return on_signals(self.stop)
+
+    def abort(self) -> None:
+        """Stop the executor's workers now (running calls are lost, their leases released)."""
+        self.futures.clear()
+        terminate = getattr(self.executor, "terminate", None)
+        if terminate is not None:
+            terminate()
 
     def _pump(self) -> None:
         if self.suspects and not self.futures:
@@ -237,6 +273,8 @@ class Dispatcher:
 
     def wait(self, timeout: float) -> list[tuple[Job, Any]]:
         """Finished attempts (each to be passed to :meth:`settle`), waiting up to ``timeout``."""
+        if self.stop.requested:
+            self._stopping()
         self._due_retries()
         self._pump()
         finished: list[tuple[Job, Any]] = []
@@ -293,6 +331,7 @@ class Dispatcher:
             return False
         if ok and job.lease:
             self.releasable.add(job.key)
+        self.finished += ok
         return True
 
     def _due_retries(self) -> None:

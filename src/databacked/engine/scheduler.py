@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from databacked.engine.cache import classify
+from databacked.engine.cancel import RunCancelled
 from databacked.engine.dispatch import Dispatcher, Job
 from databacked.engine.events import CallEvent
 from databacked.engine.files import FileHasher
@@ -46,12 +47,19 @@ class Scheduler:
         progress: Callable[[CallEvent], None] | None = None,
         lease_ttl: float = 600.0,
         dry_run: bool = False,
+        grace: float | None = None,
     ) -> None:
         self.graph, self.store, self.catalog, self.executor = graph, store, catalog, executor
         self.run_id, self.verify, self.progress = run_id, verify, progress
         self.lease_ttl, self.dry_run = lease_ttl, dry_run
         self.dispatch = Dispatcher(
-            store, catalog, executor, run_id=run_id, lease_ttl=lease_ttl, progress=progress
+            store,
+            catalog,
+            executor,
+            run_id=run_id,
+            lease_ttl=lease_ttl,
+            progress=progress,
+            grace=10.0 if dry_run else grace,
         )
         self.states: dict[int, CallState] = {}
         self.order: list[CallState] = []
@@ -66,9 +74,14 @@ class Scheduler:
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> list[CallState]:
-        if not self.dry_run:
-            for node in self.graph.nodes:
-                self.dispatch.check_timeout(f"Step {node.step.name}", node.step.timeout)
+        if self.dry_run:
+            return self._loop()
+        for node in self.graph.nodes:
+            self.dispatch.check_timeout(f"Step {node.step.name}", node.step.timeout)
+        with self.dispatch.signals():
+            return self._loop()
+
+    def _loop(self) -> list[CallState]:
         self._add([n for n in self.graph.nodes if isinstance(n, CallNode)])
         try:
             while True:
@@ -85,6 +98,10 @@ class Scheduler:
                 else:
                     time.sleep(POLL / 4)
                     self.dispatch.tick()
+        except KeyboardInterrupt as exc:
+            if not isinstance(exc, RunCancelled) and not self.dry_run:
+                self.dispatch.abort()  # a second Ctrl-C: stop now, the workers too
+            raise
         finally:
             if not self.dry_run:
                 self.dispatch.close()

@@ -25,6 +25,7 @@ from typing import Any
 from databacked.catalog import Catalog
 from databacked.catalog.records import CallRecord, InputRef
 from databacked.engine import provenance
+from databacked.engine.cancel import RunCancelled
 from databacked.engine.dispatch import Dispatcher, Job
 from databacked.engine.events import CallEvent
 from databacked.engine.worker import CallOutcome
@@ -66,12 +67,14 @@ def run_specs(
     executor: Executor | str = "inline",
     workers: int | None = None,
     progress: Callable[[CallEvent], None] | None = None,
+    grace: float | None = None,
 ) -> SpecRunResult:
     """Run every pipeline's new and changed datums, in dependency order.
 
     Each datum becomes a call handed to the engine's dispatcher (``engine.dispatch``), the
     same leases (their time-to-live from the settings), batches, retries and catalog writes
-    as ``db.run``; the run records git state, package versions and configuration.
+    as ``db.run``; the run records git state, package versions and configuration. SIGINT or
+    SIGTERM stop it after ``grace`` seconds for the running datums (``engine.cancel``).
     """
     store = Store.from_url(store)
     specs, project = ordered_specs(folder_or_specs, store)  # bad specs fail before anything opens
@@ -81,7 +84,8 @@ def run_specs(
     pool = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
     rows: list[DatumRow] = []
     run_id = ""
-    dispatch = Dispatcher(store, cat, pool, progress=progress)
+    dispatch = Dispatcher(store, cat, pool, progress=progress, grace=grace)
+    handlers = contextlib.ExitStack()
     try:
         config = {"store": store.url, "catalog": cat.url_redacted, **dispatch.describe()}
         info = provenance.run_info(
@@ -91,6 +95,7 @@ def run_specs(
             dispatch.check_timeout(f"Pipeline {spec.pipeline}", _timeouts(spec)[0])
         run_id = dispatch.run_id = cat.start_run(info)
         unsettled: dict[str, list[Datum]] = {}
+        handlers.enter_context(dispatch.signals())
         for spec in specs:
             planner = Planner(spec, store, cat, unsettled, project)
             states, removed = planner.classify()
@@ -108,7 +113,9 @@ def run_specs(
         dispatch.close()
         result = SpecRunResult(tuple(rows), run_id)
         cat.finish_run(run_id, "ok" if result.ok else "failed", {"counts": result.counts()})
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunCancelled):
+            dispatch.abort()  # a second Ctrl-C: stop now, the workers too
         with contextlib.suppress(Exception):  # what finished is recorded even when interrupted
             dispatch.close()
         if run_id:  # an interrupted or broken run is not left "running" in the catalog
@@ -116,6 +123,7 @@ def run_specs(
                 cat.finish_run(run_id, "error", {"counts": SpecPlan(tuple(rows)).counts()})
         raise
     finally:
+        handlers.close()
         if own_executor:
             pool.close()
         if own_catalog:
