@@ -84,7 +84,7 @@ def _main(
 
 
 def _register() -> None:
-    from databacked.cli import browse, demo, housekeeping, init, running, specs, worker
+    from databacked.cli import browse, demo, housekeeping, init, logs, running, specs, worker
 
     running.register(app)
     browse.register(app)
@@ -93,6 +93,7 @@ def _register() -> None:
     demo.register(app)
     specs.register(app)
     worker.register(app)
+    logs.register(app)
 
 
 _register()

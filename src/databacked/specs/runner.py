@@ -326,6 +326,7 @@ class _Execution:
             pid=outcome.pid,
             stdout=outcome.stdout,
             stderr=outcome.stderr,
+            log=getattr(outcome, "log", ""),
             error_type=outcome.error_type,
             error_message=outcome.error_message,
             traceback=outcome.traceback,
