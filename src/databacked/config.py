@@ -87,6 +87,10 @@ def _models() -> dict[str, Any]:
         lease_ttl: float = Field(
             default=600.0, description="Seconds before a dead driver's lease expires."
         )
+        resources: dict[str, Any] = Field(
+            default_factory=dict,
+            description="Capacities calls share: cpus, memory ('64GB'), gpus (default: detected).",
+        )
         grace: float = Field(
             default=10.0,
             ge=0,
@@ -176,6 +180,7 @@ class PlainSettings:
         self.storage_options: dict[str, Any] = {}
         self.lease_ttl: float = 600.0
         self.grace: float = 10.0
+        self.resources: dict[str, Any] = {}
         self.verify: bool = False
         self.dask = _Section(
             {k: (dict(v) if isinstance(v, dict) else v) for k, v in _DASK_DEFAULTS.items()}

@@ -22,6 +22,7 @@ from databacked.cli.common import (
     short,
 )
 from databacked.cli.progress import StepProgress, counts_from_calls, one_line, summary_table
+from databacked.errors import ConfigError
 
 Reference = Annotated[
     str,
@@ -47,7 +48,30 @@ GraceOption = Annotated[
         "a second Ctrl-C stops at once.",
     ),
 ]
+ResourcesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--resources",
+        metavar="NAME=AMOUNT",
+        help="Capacity calls share, e.g. gpus=1 or memory=64GB (default: detected); repeatable.",
+    ),
+]
 PLAN_ROWS = 50
+
+
+def parse_resources(items: list[str] | None) -> dict[str, str] | None:
+    """``["gpus=1", "cpus=8,memory=64GB"]`` -> ``{"gpus": "1", ...}``; None when not given."""
+    if not items:
+        return None
+    out: dict[str, str] = {}
+    for item in (part for text in items for part in text.split(",") if part.strip()):
+        name, sep, amount = item.partition("=")
+        if not sep or not name.strip() or not amount.strip():
+            raise ConfigError(
+                f"--resources {item!r} is not NAME=AMOUNT; write e.g. --resources gpus=1."
+            )
+        out[name.strip()] = amount.strip()
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -72,6 +96,7 @@ def run(
         bool, typer.Option("--verify", help="Re-hash cached outputs before trusting them.")
     ] = False,
     grace: GraceOption = None,
+    resources: ResourcesOption = None,
 ) -> None:
     """Run a pipeline: only new or changed calls compute; exit 1 if any call failed.
 
@@ -88,6 +113,7 @@ def run(
             executor=executor,
             workers=workers,
             grace=grace,
+            resources=resources,
         )
         return
     if dry_run:
@@ -111,6 +137,7 @@ def run(
             verify=verify or config.verify,
             progress=progress,
             grace=grace,
+            resources=parse_resources(resources),
             **params,
         )
     counts = progress.counts or counts_from_calls(result.calls)

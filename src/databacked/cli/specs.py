@@ -28,7 +28,7 @@ from databacked.cli.common import (
     short,
 )
 from databacked.cli.progress import one_line
-from databacked.cli.running import GraceOption
+from databacked.cli.running import GraceOption, ResourcesOption, parse_resources
 
 SpecsArgument = Annotated[
     Path,
@@ -156,6 +156,7 @@ def run(
     executor: ExecutorOption = None,
     workers: WorkersOption = None,
     grace: GraceOption = None,
+    resources: ResourcesOption = None,
 ) -> None:
     """Run new and changed datums of every pipeline; exit 1 if any datum failed."""
     from databacked.specs.runner import run_specs
@@ -169,6 +170,7 @@ def run(
             executor=config.executor,
             workers=config.workers,
             grace=grace,
+            resources={**config.resources, **(parse_resources(resources) or {})},
         )
     console.print(_counts_table(result.counts()))
     _print_run(result)

@@ -113,12 +113,14 @@ def run(
     verify: bool | None = None,
     progress: Callable[[CallEvent], None] | None = None,
     grace: float | None = None,
+    resources: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> RunResult:
     """Run a pipeline: only new or changed calls compute. Returns even when calls failed.
 
     ``store``/``catalog``/``executor``: URL strings or objects; None -> configuration.
     ``grace``: seconds running calls get after SIGINT/SIGTERM (None -> configuration).
+    ``resources``: capacities, e.g. ``{"gpus": 1}`` (None -> configuration, else detected).
     """
     from databacked.executors import get_executor
 
@@ -156,6 +158,7 @@ def run(
             progress=progress,
             lease_ttl=settings.lease_ttl,
             grace=settings.grace if grace is None else grace,
+            resources={**settings.resources, **(resources or {})},
         )
         try:
             states = scheduler.run()

@@ -18,7 +18,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +27,7 @@ from databacked.catalog.records import CallRecord
 from databacked.engine import journal
 from databacked.engine.cancel import RunCancelled, Stop, on_signals
 from databacked.engine.events import CallEvent
+from databacked.engine.resources import Pool
 from databacked.engine.worker import CallOutcome, can_time_out, run_batch
 from databacked.errors import ConfigError
 
@@ -37,6 +38,8 @@ BATCH_SECONDS = 0.5
 """Work per batched task, from observed call durations (about 0.2-1 s)."""
 MAX_BATCH = 256
 NO_TIMEOUTS = ("threads", "dask")
+LOCAL = ("inline", "threads", "processes", "subprocess")
+"""Executors whose calls share this machine's resources (dask and celery place their own)."""
 """Executors whose calls run in threads that a timer cannot interrupt."""
 log = logging.getLogger("databacked.engine.dispatch")
 
@@ -62,6 +65,8 @@ class Job:
     """Calls per task, when the step fixes it."""
     timeout: float | None = None
     """Seconds one attempt may run (enforced in the worker, see ``worker.deadline``)."""
+    resources: dict[str, float] = field(default_factory=dict)
+    """What one attempt holds while it runs (``engine.resources.parse``)."""
     attempts: int = 0
     started: float = field(default=0.0, repr=False)
 
@@ -94,19 +99,24 @@ class Dispatcher:
         lease_ttl: float | None = None,
         progress: Callable[[CallEvent], None] | None = None,
         grace: float | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         self.store, self.catalog, self.executor = store, catalog, executor
-        if lease_ttl is None or grace is None:  # for front ends given no settings object
-            from databacked.config import load_settings
+        if lease_ttl is None or grace is None or resources is None:
+            from databacked.config import load_settings  # front ends given no settings
 
             settings = load_settings()
             lease_ttl = float(settings.lease_ttl if lease_ttl is None else lease_ttl)
             grace = float(settings.grace if grace is None else grace)
+            resources = dict(settings.resources) if resources is None else resources
         self.stop = Stop(grace)
         self.stop_by: float | None = None
         """Monotonic time the grace period of a stop request ends."""
         self.finished = 0
         self.dropped = 0
+        self.capacities = resources
+        self._pool: Pool | None = None
+        self.holding: dict[Future[Any], dict[str, float]] = {}
         self.run_id, self.lease_ttl, self.progress = run_id, lease_ttl, progress
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.inline = getattr(executor, "name", "") == "inline"
@@ -143,6 +153,18 @@ class Dispatcher:
                 "enforce (a running thread cannot be stopped); use executor 'processes', "
                 "'subprocess' or 'celery', or remove the timeout."
             )
+
+    def check_resources(self, name: str, needs: Mapping[str, float]) -> None:
+        """Refuse, before anything runs, a call asking for more than the capacities hold."""
+        if needs and self.pool is not None:
+            self.pool.check(name, needs)
+
+    @property
+    def pool(self) -> Pool | None:
+        """Capacities of this machine's executors; None where the cluster places calls."""
+        if self._pool is None and getattr(self.executor, "name", "") in LOCAL:
+            self._pool = Pool(self.capacities)
+        return self._pool
 
     # -- leases --------------------------------------------------------------------------------
 
@@ -246,9 +268,30 @@ class Dispatcher:
             self._send([self.suspects.popleft()])
             return
         while self.queue and len(self.futures) < self.window and not self.suspects:
-            size = self._batch_size(self.queue[0])
-            chunk = [self.queue.popleft() for _ in range(min(size, len(self.queue)))]
+            chunk = self._next_chunk()
+            if not chunk:
+                break  # what waits needs resources the running calls hold
             self._send(chunk)
+
+    def _next_chunk(self) -> list[Job]:
+        """The first job that fits the free resources, with the jobs asking for nothing
+        after it when batching."""
+        pool = self.pool if any(j.resources for j in self.queue) else None
+        for index, job in enumerate(self.queue):
+            if job.resources and pool is not None and not pool.fits(job.resources):
+                continue
+            del self.queue[index]
+            if job.resources:
+                return [job]  # a job holding resources runs alone
+            chunk = [job]
+            size = self._batch_size(job)
+            while len(chunk) < size and index < len(self.queue):
+                if self.queue[index].resources:
+                    break
+                chunk.append(self.queue[index])
+                del self.queue[index]
+            return chunk
+        return []
 
     def _send(self, chunk: list[Job]) -> None:
         now = time.time()
@@ -256,6 +299,10 @@ class Dispatcher:
             job.started = now
         future = self.executor.submit(run_batch, [j.task for j in chunk], self.store)
         self.futures[future] = chunk
+        needs = chunk[0].resources
+        if needs and self.pool is not None:
+            self.pool.take(needs)
+            self.holding[future] = needs
 
     def _batch_size(self, job: Job) -> int:
         if job.batch:
@@ -281,6 +328,9 @@ class Dispatcher:
         if self.futures:
             done, _ = wait(list(self.futures), timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
+                held = self.holding.pop(future, None)
+                if held is not None and self.pool is not None:
+                    self.pool.give(held)
                 finished += self._collect(future, self.futures.pop(future))
         elif self.retry_at:
             time.sleep(min(timeout, max(0.0, min(self.retry_at.values()) - time.monotonic())))

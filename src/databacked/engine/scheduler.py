@@ -7,7 +7,7 @@ bytes re-runs nothing downstream (early cut-off). Only this loop writes the cata
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from databacked.engine.cache import classify
@@ -25,6 +25,7 @@ from databacked.engine.plan import (
     upstream_ready,
 )
 from databacked.engine.records import call_record
+from databacked.engine.resources import parse
 from databacked.engine.worker import CallOutcome, CallSpec
 from databacked.errors import PipelineError
 
@@ -48,6 +49,7 @@ class Scheduler:
         lease_ttl: float = 600.0,
         dry_run: bool = False,
         grace: float | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         self.graph, self.store, self.catalog, self.executor = graph, store, catalog, executor
         self.run_id, self.verify, self.progress = run_id, verify, progress
@@ -60,6 +62,7 @@ class Scheduler:
             lease_ttl=lease_ttl,
             progress=progress,
             grace=10.0 if dry_run else grace,
+            resources={} if resources is None else resources,
         )
         self.states: dict[int, CallState] = {}
         self.order: list[CallState] = []
@@ -77,7 +80,9 @@ class Scheduler:
         if self.dry_run:
             return self._loop()
         for node in self.graph.nodes:
-            self.dispatch.check_timeout(f"Step {node.step.name}", node.step.timeout)
+            owner = f"Step {node.step.name}"
+            self.dispatch.check_timeout(owner, node.step.timeout)
+            self.dispatch.check_resources(owner, parse(node.step.resources, owner))
         with self.dispatch.signals():
             return self._loop()
 
@@ -264,6 +269,7 @@ class Scheduler:
             retry_delay=step.retry_delay,
             batch=step.batch,
             timeout=step.timeout,
+            resources=parse(step.resources, f"Step {step.name}"),
         )
 
     def _spec(self, state: CallState) -> CallSpec:

@@ -28,6 +28,7 @@ from databacked.engine import provenance
 from databacked.engine.cancel import RunCancelled
 from databacked.engine.dispatch import Dispatcher, Job
 from databacked.engine.events import CallEvent
+from databacked.engine.resources import parse
 from databacked.engine.worker import CallOutcome
 from databacked.executors import Executor, get_executor
 from databacked.specs.attic import attic_path, move_file
@@ -68,6 +69,7 @@ def run_specs(
     workers: int | None = None,
     progress: Callable[[CallEvent], None] | None = None,
     grace: float | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> SpecRunResult:
     """Run every pipeline's new and changed datums, in dependency order.
 
@@ -75,6 +77,7 @@ def run_specs(
     same leases (their time-to-live from the settings), batches, retries and catalog writes
     as ``db.run``; the run records git state, package versions and configuration. SIGINT or
     SIGTERM stop it after ``grace`` seconds for the running datums (``engine.cancel``).
+    ``resources``: capacities the datums' ``resources`` share (None: the settings).
     """
     store = Store.from_url(store)
     specs, project = ordered_specs(folder_or_specs, store)  # bad specs fail before anything opens
@@ -84,7 +87,7 @@ def run_specs(
     pool = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
     rows: list[DatumRow] = []
     run_id = ""
-    dispatch = Dispatcher(store, cat, pool, progress=progress, grace=grace)
+    dispatch = Dispatcher(store, cat, pool, progress=progress, grace=grace, resources=resources)
     handlers = contextlib.ExitStack()
     try:
         config = {"store": store.url, "catalog": cat.url_redacted, **dispatch.describe()}
@@ -93,6 +96,7 @@ def run_specs(
         )
         for spec in specs:  # a timeout the executor cannot enforce fails before anything runs
             dispatch.check_timeout(f"Pipeline {spec.pipeline}", _timeouts(spec)[0])
+            dispatch.check_resources(f"Pipeline {spec.pipeline}", _needs(spec))
         run_id = dispatch.run_id = cat.start_run(info)
         unsettled: dict[str, list[Datum]] = {}
         handlers.enter_context(dispatch.signals())
@@ -136,6 +140,14 @@ def _timeouts(spec: Spec) -> tuple[float | None, float | None]:
     datum = duration_seconds(spec.datum_timeout)
     job = duration_seconds(spec.job_timeout)
     return (min(datum or job or 0, job or datum or 0) or None), job
+
+
+def _needs(spec: Spec) -> dict[str, float]:
+    """What one datum holds while it runs (``resources``/``resource_requests``)."""
+    r = spec.resources
+    if r is None:
+        return {}
+    return parse({"cpus": r.cpu, "memory": r.memory, "gpus": r.gpu}, f"Pipeline {spec.pipeline}")
 
 
 def _modules(specs: Sequence[Spec]) -> list[str]:
@@ -210,6 +222,7 @@ class _Execution:
             known=state.had_row,
             retries=spec.retries,
             timeout=timeout,
+            resources=_needs(spec),
         )
 
     def _claim(self, todo: list[DatumState]) -> list[Job]:
