@@ -117,8 +117,11 @@ class Dispatcher:
         self.capacities = resources
         self._pool: Pool | None = None
         self.holding: dict[Future[Any], dict[str, float]] = {}
+        self.asking = 0
+        """Queued jobs that ask for resources (most ask for none: no scan then)."""
         self.run_id, self.lease_ttl, self.progress = run_id, lease_ttl, progress
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.journal_id = journal.new_id()
         self.inline = getattr(executor, "name", "") == "inline"
         workers = max(1, int(getattr(executor, "max_workers", 1) or 1))
         self.workers = workers
@@ -177,7 +180,7 @@ class Dispatcher:
         self.held |= got
         fresh = [j.key for j in jobs if j.key in got and not j.known]
         done = self.catalog.lookup(fresh) if fresh else {}
-        adopted = journal.read(self.store, [k for k in got if k not in done])
+        adopted = journal.read(self.store, [k for k in got if k not in done], skip=self.journal_id)
         mine, busy = [], []
         for job in jobs:
             if job.lease and job.key not in got:
@@ -213,6 +216,7 @@ class Dispatcher:
             return
         for job in jobs:
             job.attempts += 1
+            self.asking += bool(job.resources)
             self.queue.append(job)
             self._emit(job, "running")
 
@@ -220,6 +224,7 @@ class Dispatcher:
         """Take back every job not yet in the executor (queued, awaiting a retry or a lone
         re-run); what is in the executor goes on. Returns them, for the front end to report."""
         jobs = [*self.queue, *self.retry_at, *self.suspects]
+        self.asking = 0
         self.queue.clear()
         self.retry_at.clear()
         self.suspects.clear()
@@ -276,12 +281,13 @@ class Dispatcher:
     def _next_chunk(self) -> list[Job]:
         """The first job that fits the free resources, with the jobs asking for nothing
         after it when batching."""
-        pool = self.pool if any(j.resources for j in self.queue) else None
+        pool = self.pool if self.asking else None
         for index, job in enumerate(self.queue):
             if job.resources and pool is not None and not pool.fits(job.resources):
                 continue
             del self.queue[index]
             if job.resources:
+                self.asking -= 1
                 return [job]  # a job holding resources runs alone
             chunk = [job]
             size = self._batch_size(job)
@@ -297,7 +303,8 @@ class Dispatcher:
         now = time.time()
         for job in chunk:
             job.started = now
-        future = self.executor.submit(run_batch, [j.task for j in chunk], self.store)
+        tasks = [j.task for j in chunk]
+        future = self.executor.submit(run_batch, tasks, self.store, self.journal_id)
         self.futures[future] = chunk
         needs = chunk[0].resources
         if needs and self.pool is not None:
@@ -350,7 +357,7 @@ class Dispatcher:
 
     def _lost(self, jobs: list[Job], exc: BaseException) -> list[tuple[Job, Any]]:
         """A task failed as a whole (its worker died): what finished is in the journal."""
-        adopted = journal.read(self.store, [j.key for j in jobs if j.lease])
+        adopted = journal.read(self.store, [j.key for j in jobs if j.lease])  # this run's too
         out: list[tuple[Job, Any]] = []
         for job in jobs:
             if job.key in adopted:
@@ -413,7 +420,6 @@ class Dispatcher:
         self.store.sync()
         self.catalog.record_calls(batch)
         ok = {r.key for r in batch if r.status == "ok"}
-        journal.remove(self.store, ok)
         finished, self.releasable = self.releasable & ok, self.releasable - ok
         self.release(finished)
 
@@ -421,6 +427,7 @@ class Dispatcher:
         """Commit what finished and release every lease (also on interruption)."""
         try:
             self.flush()
+            journal.forget(self.store, self.journal_id)
         finally:
             if self.held:
                 self.catalog.release(None, self.owner)

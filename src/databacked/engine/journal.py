@@ -1,8 +1,9 @@
 """Finished calls left in the store by workers, so a kill loses only the calls in flight.
 
-A worker writes one small JSON entry per finished call (``.databacked/journal/<key>.json``)
-right after the call's outputs are written, before the driver hears of it. The driver
-removes the entries once their calls are committed to the catalog. When a driver (or the
+A worker appends one JSON line per finished call to its file of the run
+(``.databacked/journal/<run>/<pid>.jsonl``) right after the call's outputs are written,
+before the driver hears of it. The driver removes the run's folder once everything it
+finished is committed to the catalog. When a driver (or the
 worker running a batch) is killed with SIGKILL, the entries of the calls that had finished
 are still there: the next driver that leases those keys adopts them, after checking that
 each output still has the size and stamp the worker saw, instead of computing them again.
@@ -14,6 +15,8 @@ import contextlib
 import json
 import logging
 import os
+import socket
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,19 +24,27 @@ from databacked.engine.worker import CallOutcome
 from databacked.formats.base import ArtifactRecord
 
 JOURNAL = ".databacked/journal"
-"""Folder of the entries, relative to the store root."""
+"""Folder of the entries, relative to the store root: one folder per driver run."""
 
 log = logging.getLogger("databacked.engine.journal")
+_files: dict[str, Any] = {}
+"""Append handles of this process, by local path: one open per worker process and run."""
 
 
-def path_of(key: str) -> str:
-    return f"{JOURNAL}/{key}.json"
+def new_id() -> str:
+    """A run's journal folder name: host, driver pid (to tell dead runs) and a random part."""
+    host = socket.gethostname().replace("/", "_").replace("-", "_")
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
-def write(store: Any, outcome: Any) -> None:
-    """Leave ``outcome`` (a finished call with outputs) in the store; never raises."""
+def write(store: Any, outcome: Any, run: str | None) -> None:
+    """Leave ``outcome`` (a finished call with outputs) in the store; never raises.
+
+    Locally, one line appended to this process's file of the run (no file created per
+    call); on object stores, one small object per call.
+    """
     records = getattr(outcome, "records", None)
-    if getattr(outcome, "status", "") != "ok" or not records:
+    if not run or getattr(outcome, "status", "") != "ok" or not records:
         return
     entry = {
         "key": outcome.key,
@@ -45,34 +56,51 @@ def write(store: Any, outcome: Any) -> None:
         "stdout": outcome.stdout,
         "stderr": outcome.stderr,
     }
-    data = json.dumps(entry).encode()
+    line = json.dumps(entry) + "\n"
     try:
-        local = store.local_path(path_of(outcome.key))
-        if local is not None:
-            # A plain write: a torn entry (killed mid-write) does not parse and is ignored.
+        local = store.local_path(f"{JOURNAL}/{run}/{os.getpid()}.jsonl")
+        if local is None:
+            store.put_bytes(f"{JOURNAL}/{run}/{outcome.key}.json", line.encode())
+            return
+        handle = _files.get(str(local))
+        if handle is None:
             local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_bytes(data)
-        else:
-            store.put_bytes(path_of(outcome.key), data)
+            handle = _files[str(local)] = open(local, "a", encoding="utf-8")  # noqa: SIM115
+        # A torn last line (killed mid-write) does not parse and is ignored.
+        handle.write(line)
+        handle.flush()
     except Exception as exc:  # the journal is an optimisation: the call itself succeeded
         log.debug("could not journal call %s: %s", outcome.key[:12], exc)
 
 
-def read(store: Any, keys: Iterable[str]) -> dict[str, CallOutcome]:
-    """Entries for ``keys`` whose outputs are still as the worker left them."""
-    paths = {path_of(k): k for k in keys}
-    if not paths or not store.exists(JOURNAL):
+def read(store: Any, keys: Iterable[str], *, skip: str | None = None) -> dict[str, CallOutcome]:
+    """Entries for ``keys`` (from runs other than ``skip``) whose outputs are as left."""
+    wanted = set(keys)
+    if not wanted or not store.exists(JOURNAL):
         return {}
-    found = {p: i for p, i in store.infos(list(paths)).items() if i is not None}
-    outcomes: dict[str, CallOutcome] = {}
-    for path in found:
+    entries: dict[str, dict[str, Any]] = {}
+    for info in store.list(JOURNAL):
+        if skip and info.path.startswith(f"{JOURNAL}/{skip}/"):
+            continue
         try:
-            entry = json.loads(store.read_bytes(path))
+            lines = store.read_bytes(info.path).decode("utf-8", "replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # torn: the call runs again
+            if isinstance(entry, dict) and entry.get("key") in wanted:
+                entries[entry["key"]] = entry
+    outcomes: dict[str, CallOutcome] = {}
+    for key, entry in entries.items():
+        try:
             records = {n: ArtifactRecord.from_dict(r) for n, r in entry["records"].items()}
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # torn or foreign entry: the call runs again
-        outcomes[paths[path]] = CallOutcome(
-            key=paths[path],
+        except (KeyError, TypeError, ValueError):
+            continue
+        outcomes[key] = CallOutcome(
+            key=key,
             status="ok",
             records=records,
             started=float(entry.get("started") or 0.0),
@@ -84,27 +112,39 @@ def read(store: Any, keys: Iterable[str]) -> dict[str, CallOutcome]:
         )
     outputs = [r.path for o in outcomes.values() for r in o.records.values()]
     infos = store.infos(outputs) if outputs else {}
-    intact = {}
-    for key, outcome in outcomes.items():
-        if all(_same(infos.get(r.path), r) for r in outcome.records.values()):
-            intact[key] = outcome
-    return intact
+    return {
+        key: outcome
+        for key, outcome in outcomes.items()
+        if all(_same(infos.get(r.path), r) for r in outcome.records.values())
+    }
 
 
-def remove(store: Any, keys: Iterable[str]) -> None:
-    """Drop the entries of calls now committed to the catalog."""
-    keys = list(keys)
-    if not keys:
-        return
-    root = store.local_path(JOURNAL)
-    if root is not None:
-        for key in keys:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(root / f"{key}.json")
-        return
-    present = [p for p, i in store.infos([path_of(k) for k in keys]).items() if i is not None]
-    for path in present:
-        store.delete(path)
+def forget(store: Any, run: str) -> None:
+    """Drop a run's entries once everything it finished is committed to the catalog, and
+    those of dead runs on this host (what they left was adopted, or runs again)."""
+    for path in [p for p in _files if f"/{run}/" in p.replace(os.sep, "/")]:
+        _files.pop(path).close()
+    with contextlib.suppress(Exception):
+        store.delete(f"{JOURNAL}/{run}")
+        root = store.local_path(JOURNAL)
+        if root is None or not root.is_dir():
+            return
+        host = socket.gethostname().replace("/", "_").replace("-", "_")
+        for folder in root.iterdir():
+            name_host, _, rest = folder.name.partition("-")
+            pid = rest.partition("-")[0]
+            if name_host == host and pid.isdigit() and not _alive(int(pid)):
+                store.delete(f"{JOURNAL}/{folder.name}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _as_dict(record: Any) -> dict[str, Any]:
@@ -118,4 +158,4 @@ def _same(info: Any, record: ArtifactRecord) -> bool:
     return info is not None and info.size == record.size and info.stamp == record.stamp
 
 
-__all__ = ["JOURNAL", "read", "remove", "write"]
+__all__ = ["JOURNAL", "forget", "new_id", "read", "write"]

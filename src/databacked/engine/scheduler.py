@@ -69,6 +69,9 @@ class Scheduler:
         self.targets: dict[str, CallState] = {}
         self.hasher = FileHasher(catalog)
         self.waiting_other: list[CallState] = []
+        self.pending: list[CallState] = []
+        """Calls not keyed yet: only these are looked at when something changes."""
+        self.expanders: list[ExpandNode] | None = None
         self.leaders: dict[str, CallState] = {}
         self.followers: dict[str, list[CallState]] = {}
         self.changed = True
@@ -118,15 +121,19 @@ class Scheduler:
             state = CallState(node)
             self.states[node.id] = state
             self.order.append(state)
+            self.pending.append(state)
             render_targets(state, self.store)
             new.append(state)
         check_conflicts(new, self.targets)
 
     def _expand(self) -> bool:
         progressed = False
-        for node in self.graph.nodes:
-            if not isinstance(node, ExpandNode) or node.children is not None or node.skipped:
-                continue
+        if not self.changed:
+            return False
+        if self.expanders is None:  # fan-outs are traced up front; only calls are added later
+            self.expanders = [n for n in self.graph.nodes if isinstance(n, ExpandNode)]
+        self.expanders = [n for n in self.expanders if n.children is None and not n.skipped]
+        for node in list(self.expanders):
             columns = self._expansion_columns(node)
             if columns is None:
                 continue
@@ -193,7 +200,7 @@ class Scheduler:
         if not self.changed:
             return False
         self.changed = False
-        for state in self.order:
+        for state in self.pending:
             if state.status != "pending":
                 continue
             verdict = upstream_ready(state, self.states)
@@ -202,6 +209,8 @@ class Scheduler:
                 progressed = True
             elif verdict == "ready":
                 ready.append(state)
+        leaving = set(ready)
+        self.pending = [s for s in self.pending if s.status == "pending" and s not in leaving]
         self.hasher.prefetch(ready)
         for state in ready:
             compute_key(state, self.states, self.hasher)

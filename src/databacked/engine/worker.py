@@ -141,12 +141,13 @@ def _attempt(spec: CallSpec, store: Any, log: Any) -> CallOutcome:
         )
 
 
-def run_batch(tasks: Sequence[Any], store: Any) -> list[Any]:
+def run_batch(tasks: Sequence[Any], store: Any, journal_id: str | None = None) -> list[Any]:
     """Run several calls in one executor task, leaving each in the journal as it finishes.
 
     An item is a ``CallSpec`` or a ``(function, task)`` pair run as ``function(task, store)``
     (a spec datum). Each finished call with outputs is journaled at once, so killing this
-    worker or the driver loses only the call in flight, not the calls finished before it.
+    worker or the driver loses only the call in flight, not the calls finished before it
+    (``journal_id``: the driver run's journal folder; None keeps no journal).
     """
     from databacked.engine import journal
 
@@ -155,10 +156,10 @@ def run_batch(tasks: Sequence[Any], store: Any) -> list[Any]:
         if isinstance(task, CallSpec):
             outcome = run_call(task, store)
             if task.persist:
-                journal.write(store, outcome)
+                journal.write(store, outcome, journal_id)
         else:
             outcome = _run_item(task, store)
-            journal.write(store, outcome)
+            journal.write(store, outcome, journal_id)
         outcomes.append(outcome)
     return outcomes
 
