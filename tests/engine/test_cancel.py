@@ -119,3 +119,46 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=30)
     assert driver.returncode == 130, err
+
+
+def test_sigint_stops_a_spec_run_and_the_rerun_computes_only_the_rest(tmp_path: Path) -> None:
+    from databacked.catalog import Catalog
+    from databacked.specs.runner import run_specs
+    from databacked.store import Store
+
+    store = Store(tmp_path / "data")
+    for i in range(12):
+        store.put_bytes(f"texts/t{i:02d}.txt", b"x")
+    ran = tmp_path / "ran.txt"
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "p.yml").write_text(
+        "pipeline: slow\n"
+        'input: {repo: texts, glob: "/(*).txt"}\n'
+        "transform:\n"
+        f'  cmd: [sh, -c, "sleep 0.3; echo {{1}} >> {ran}; touch {{output_dir}}/{{1}}"]\n'
+    )
+    command = [sys.executable, "-c", "from databacked.cli import main; main()", "spec", "run"]
+    command += ["pipelines", "--store", "data", "--catalog", "sqlite:///c.db"]
+    driver = subprocess.Popen(
+        [*command, "--executor", "processes", "--workers", "2"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and driver.poll() is None:
+        if ran.exists() and len(ran.read_text().split()) >= 3:
+            break
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=60)
+    assert driver.returncode == 130, err
+    assert "Stopped on SIGINT" in err
+    before = ran.read_text().split()
+    assert 3 <= len(before) < 12
+
+    with Catalog.open(tmp_path / "c.db") as catalog:
+        result = run_specs(tmp_path / "pipelines", store=store, catalog=catalog)
+    again = ran.read_text().split()[len(before) :]
+    assert result.counts() == {"slow": {"cached": len(before), "ran": 12 - len(before)}}
+    assert not set(again) & set(before)
