@@ -114,6 +114,15 @@ def _models() -> dict[str, Any]:
         lease_ttl: float = Field(
             default=600.0, description="Seconds before a dead driver's lease expires."
         )
+        resources: dict[str, Any] = Field(
+            default_factory=dict,
+            description="Capacities calls share: cpus, memory ('64GB'), gpus (default: detected).",
+        )
+        grace: float = Field(
+            default=10.0,
+            ge=0,
+            description="Seconds running calls get to finish after SIGINT/SIGTERM.",
+        )
         verify: bool = False
         datalad: bool = False
         containers: ContainerSettings = Field(default_factory=ContainerSettings)
@@ -208,6 +217,8 @@ class PlainSettings:
         self.durability: str = "batch"
         self.storage_options: dict[str, Any] = {}
         self.lease_ttl: float = 600.0
+        self.grace: float = 10.0
+        self.resources: dict[str, Any] = {}
         self.verify: bool = False
         self.datalad: bool = False
         self.containers = _Section(dict(_CONTAINERS_DEFAULTS))

@@ -21,6 +21,7 @@ so the cause is kept for ``--debug``.
     │   ├── TargetEscapeError        a rendered target leaves the store
     │   └── TargetConflictError      two calls render the same target
     ├── StepFailed                   a call raised; carries the step, key and original error
+    ├── CallTimeout                  a call ran past its timeout and was stopped
     ├── ExecutorError                an executor cannot start, reach its cluster or deliver a call
     ├── WireError                    a malformed or hostile tar on the worker protocol
     │   └── RefusedMessage           a worker will not run it: unsigned, pickle, not a step
@@ -111,6 +112,10 @@ class StepFailed(DatabackedError):
         self.traceback = traceback
 
 
+class CallTimeout(DatabackedError):
+    """A call ran past its ``timeout=`` (or a datum past ``datum_timeout``) and was stopped."""
+
+
 class ExecutorError(DatabackedError):
     """An executor could not start, reach its cluster, or deliver a call."""
 
@@ -130,6 +135,7 @@ class SpecError(DatabackedError):
 
 __all__ = [
     "ArtifactNotFound",
+    "CallTimeout",
     "CatalogError",
     "ConfigError",
     "CorruptFileError",

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 STEPS = """
 import os
 import time
@@ -30,22 +32,32 @@ import sys
 sys.path.insert(0, {folder!r})
 import databacked as db
 import two_driver_steps as steps
-result = db.run(steps.many, 6, store={store!r}, catalog={catalog!r}, executor="threads", workers=3)
+result = db.run(steps.many, {n}, store={store!r}, catalog={catalog!r}, executor={executor!r},
+                workers=3)
 assert result.ok, result.summary()
 import json, pathlib
-values = [json.loads(pathlib.Path({store!r}, f"slow/{{x}}.json").read_text()) for x in range(6)]
-assert values == [x * 10 for x in range(6)], values
+values = [json.loads(pathlib.Path({store!r}, f"slow/{{x}}.json").read_text()) for x in range({n})]
+assert values == [x * 10 for x in range({n})], values
 """
 
 
-def test_each_key_computed_once(tmp_path: Path, store_url: str, catalog_db: str) -> None:
+@pytest.mark.parametrize(
+    ("executor", "n", "ttl"),
+    # inline: a wave of 10 x 0.2 s outlives a 1 s lease; renewed between calls, it holds
+    [("threads", 6, "600"), ("inline", 10, "1")],
+)
+def test_each_key_computed_once(
+    tmp_path: Path, store_url: str, catalog_db: str, executor: str, n: int, ttl: str
+) -> None:
     (tmp_path / "two_driver_steps.py").write_text(STEPS)
     script = tmp_path / "driver.py"
     script.write_text(
-        textwrap.dedent(DRIVER).format(folder=str(tmp_path), store=store_url, catalog=catalog_db)
+        textwrap.dedent(DRIVER).format(
+            folder=str(tmp_path), store=store_url, catalog=catalog_db, executor=executor, n=n
+        )
     )
     counts = tmp_path / "count.txt"
-    env = {**os.environ, "COUNT_FILE": str(counts)}
+    env = {**os.environ, "COUNT_FILE": str(counts), "DATABACKED_LEASE_TTL": ttl}
     # both drivers first create the catalog's schema: do that once so they race on leases only
     subprocess.run(
         [sys.executable, "-c", f"import databacked as db; db.Catalog.open({catalog_db!r}).close()"],
@@ -63,4 +75,4 @@ def test_each_key_computed_once(tmp_path: Path, store_url: str, catalog_db: str)
         _, err = driver.communicate(timeout=120)
         assert driver.returncode == 0, err.decode()[-2000:]
     lines = counts.read_text().split()
-    assert sorted(lines) == [str(x) for x in range(6)]
+    assert sorted(lines, key=int) == [str(x) for x in range(n)]

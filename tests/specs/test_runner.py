@@ -499,7 +499,40 @@ def test_an_interrupted_run_keeps_what_finished(tmp_path: Path) -> None:
         resumed = run_specs(folder, store=store, catalog=catalog)
         runs = [r.status for r in catalog.runs()]
 
-    assert _counts(resumed, "upper") == {"cached": 1, "ran": 2}
+    # both datums that had finished (the second while its event was being handled) are kept
+    assert _counts(resumed, "upper") == {"cached": 2, "ran": 1}
     assert runs == ["ok", "error"]  # newest first
-    [cached] = resumed.of("upper", "cached")
-    assert cached.key == finished[0]
+    assert {r.key for r in resumed.of("upper", "cached")} == set(finished)
+
+
+def test_spec_runs_go_through_the_engine_leases_and_provenance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the same dispatcher as db.run: the lease_ttl setting, git state of the project folder
+    monkeypatch.setenv("DATABACKED_LEASE_TTL", "123")
+    folder, store, catalog = _text_project(tmp_path, UPPER)
+    for args in (["init", "-q"], ["add", "pipelines"], ["commit", "-q", "-m", "specs"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path, check=True, capture_output=True,
+        )  # fmt: skip
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    leases: list[float] = []
+
+    def look_at_leases(event: CallEvent) -> None:
+        if event.status == "running":
+            with Catalog.open(tmp_path / "catalog.db") as other:
+                for lease in other.leases_of_others([event.key]).values():
+                    leases.append(lease.expires - lease.acquired)
+
+    with catalog:
+        result = run_specs(folder, store=store, catalog=catalog, progress=look_at_leases)
+        [run] = catalog.runs()
+
+    assert result.ok
+    assert leases and all(abs(ttl - 123) < 1 for ttl in leases)
+    assert (run.git_commit, run.git_dirty) == (commit, False)
+    assert run.config["lease_ttl"] == 123
+    assert "databacked" in run.packages

@@ -75,6 +75,7 @@ def record(conn: sa.Connection, records: Sequence[CallRecord]) -> None:
                 "pid": call.pid,
                 "stdout": redact_text(call.stdout),
                 "stderr": redact_text(call.stderr),
+                "log": redact_text(call.log),
                 "created": now,
             }
         )
@@ -148,6 +149,7 @@ def record_attempts(conn: sa.Connection, records: Sequence[CallRecord]) -> None:
             "traceback": redact_text(call.traceback),
             "stdout": redact_text(call.stdout),
             "stderr": redact_text(call.stderr),
+            "log": redact_text(call.log),
             "started": call.started,
             "finished": call.finished,
             "host": call.host,
@@ -192,6 +194,7 @@ def _attempt_row(row: Mapping[str, Any]) -> CallRow:
         host=row["host"] or "",
         stdout=row["stdout"] or "",
         stderr=row["stderr"] or "",
+        log=row["log"] or "",
         error_type=row["error_type"] or "",
         error_message=row["error_message"] or "",
         traceback=row["traceback"] or "",
@@ -243,6 +246,7 @@ def _call_row(row: Mapping[str, Any], outputs: dict[str, ArtifactRow]) -> CallRo
         pid=row["pid"],
         stdout=row["stdout"] or "",
         stderr=row["stderr"] or "",
+        log=row["log"] or "",
         created=row["created"],
         outputs=outputs,
     )
@@ -289,6 +293,35 @@ def of_run(conn: sa.Connection, run_id: str) -> list[CallRow]:
     rows.extend(_attempt_row(row) for row in conn.execute(attempts).mappings())
     rows.sort(key=lambda r: (r.started is None, r.started or 0.0, r.step, r.key))
     return rows
+
+
+def find(
+    conn: sa.Connection,
+    *,
+    key: str | None = None,
+    step: str | None = None,
+    failed: bool = False,
+    limit: int = 20,
+) -> list[CallRow]:
+    """Calls and failed attempts by key prefix and/or step, newest first (for ``logs``)."""
+    found: list[CallRow] = []
+    tables = [call_attempts] if failed else [calls, call_attempts]
+    for table in tables:
+        query = sa.select(table)
+        if key is not None:
+            query = query.where(table.c.key.startswith(key, autoescape=True))
+        if step is not None:
+            query = query.where(table.c.step == step)
+        if table is call_attempts:
+            query = query.where(table.c.status == "failed")
+        query = query.order_by(table.c.started.desc()).limit(limit)
+        rows = conn.execute(query).mappings().all()
+        if table is calls:
+            found += [_call_row(row, {}) for row in rows]
+        else:
+            found += [_attempt_row(row) for row in rows]
+    found.sort(key=lambda r: r.started or 0.0, reverse=True)
+    return found[:limit]
 
 
 def forget(conn: sa.Connection, *, step: str | None, key: str | None, before: float | None) -> int:

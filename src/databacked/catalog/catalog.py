@@ -197,6 +197,20 @@ class Catalog:
         """Calls completed by a run and its failed/skipped attempts, by start time."""
         return self._run("list a run's calls", lambda c: calls.of_run(c, run_id))
 
+    def find_calls(
+        self,
+        *,
+        key: str | None = None,
+        step: str | None = None,
+        failed: bool = False,
+        limit: int = 20,
+    ) -> list[CallRow]:
+        """Completed calls and failed attempts by key prefix and/or step, newest first."""
+        return self._run(
+            "find calls",
+            lambda c: calls.find(c, key=key, step=step, failed=failed, limit=limit),
+        )
+
     def forget(
         self,
         *,

@@ -65,6 +65,8 @@ class CallRecord:
     """Tail of captured standard output (bounded by the caller)."""
     stderr: str = ""
     """Tail of captured standard error (bounded by the caller)."""
+    log: str = ""
+    """Tail of the call's log: stdout, stderr and ``logging`` records in order."""
     error_type: str = ""
     """Exception class name for a failed call."""
     error_message: str = ""
@@ -112,6 +114,8 @@ class CallRow:
     error_message: str = ""
     traceback: str = ""
     created: float | None = None
+    log: str = ""
+    """Tail of the call's log (stdout, stderr, logging); the whole log is in the store."""
     outputs: dict[str, ArtifactRow] = field(default_factory=dict)
     """Output name -> artifact, with the artifact's current stamp."""
 

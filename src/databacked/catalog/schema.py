@@ -19,7 +19,7 @@ from sqlalchemy.dialects import mysql
 HEAD_REVISION = "0003_sha256"
 """Alembic head revision id; ``Catalog.open`` compares it without importing Alembic."""
 
-KNOWN_REVISIONS = ("0001", "0003_sha256")
+KNOWN_REVISIONS = ("0001", "0002_call_logs", "0003_sha256")
 """Every revision this package ships; anything else in a catalog comes from a newer databacked."""
 
 metadata = sa.MetaData()
@@ -74,6 +74,7 @@ calls = sa.Table(
     sa.Column("stdout", _LongText),
     sa.Column("stderr", _LongText),
     sa.Column("created", _Time, nullable=False),
+    sa.Column("log", _LongText),  # 0002_call_logs: tail of stdout, stderr and logging, in order
     sa.Index("ix_calls_step", "step"),
     sa.Index("ix_calls_run", "run_id"),
     sa.Index("ix_calls_created", "created"),
@@ -95,6 +96,7 @@ call_attempts = sa.Table(
     sa.Column("started", _Time),
     sa.Column("finished", _Time),
     sa.Column("host", _Name),
+    sa.Column("log", _LongText),  # 0002_call_logs
     sa.Index("ix_attempts_key", "key"),
     sa.Index("ix_attempts_run", "run_id"),
 )

@@ -40,11 +40,10 @@ class _Group(TyperGroup):
             err_console.print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from exc
         except KeyboardInterrupt as exc:
-            err_console.print(
-                "[yellow]Interrupted.[/yellow] Finished calls are recorded; run again to resume.",
-                soft_wrap=True,
-            )
-            raise typer.Exit(EXIT_INTERRUPTED) from exc
+            # a run stopped on SIGINT/SIGTERM says what it kept, and exits 130 / 143
+            summary = getattr(exc, "summary", "Finished calls are recorded; run again to resume.")
+            err_console.print(f"[yellow]Interrupted.[/yellow] {summary}", soft_wrap=True)
+            raise typer.Exit(getattr(exc, "exit_code", EXIT_INTERRUPTED)) from exc
 
 
 def _debug(ctx: typer.Context) -> bool:
@@ -88,7 +87,19 @@ def _main(
 
 
 def _register() -> None:
-    from databacked.cli import browse, demo, housekeeping, init, running, specs, ui, worker
+    from databacked.cli import (
+        browse,
+        demo,
+        export,
+        hook,
+        housekeeping,
+        init,
+        logs,
+        running,
+        specs,
+        ui,
+        worker,
+    )  # fmt: skip
 
     running.register(app)
     browse.register(app)
@@ -98,8 +109,7 @@ def _register() -> None:
     specs.register(app)
     worker.register(app)
     ui.register(app)
-    from databacked.cli import export, hook
-
+    logs.register(app)
     export.register(app)
     hook.register(app)
 

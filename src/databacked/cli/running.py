@@ -25,6 +25,7 @@ from databacked.cli.common import (
 )
 from databacked.cli.common import warnings_as_notes as notes
 from databacked.cli.progress import StepProgress, counts_from_calls, one_line, summary_table
+from databacked.errors import ConfigError
 
 Reference = Annotated[
     str,
@@ -43,7 +44,38 @@ ParamOption = Annotated[
         "from a CSV/Parquet/Excel path, int, float, bool, Path, list, JSON); repeatable.",
     ),
 ]
+GraceOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0,
+        help="Seconds running calls get to finish after Ctrl-C or SIGTERM (default 10); "
+        "a second Ctrl-C stops at once.",
+    ),
+]
+ResourcesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--resources",
+        metavar="NAME=AMOUNT",
+        help="Capacity calls share, e.g. gpus=1 or memory=64GB (default: detected); repeatable.",
+    ),
+]
 PLAN_ROWS = 50
+
+
+def parse_resources(items: list[str] | None) -> dict[str, str] | None:
+    """``["gpus=1", "cpus=8,memory=64GB"]`` -> ``{"gpus": "1", ...}``; None when not given."""
+    if not items:
+        return None
+    out: dict[str, str] = {}
+    for item in (part for text in items for part in text.split(",") if part.strip()):
+        name, sep, amount = item.partition("=")
+        if not sep or not name.strip() or not amount.strip():
+            raise ConfigError(
+                f"--resources {item!r} is not NAME=AMOUNT; write e.g. --resources gpus=1."
+            )
+        out[name.strip()] = amount.strip()
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -74,6 +106,8 @@ def run(
             help="Save changed outputs to the DataLad dataset with a run record.",
         ),
     ] = None,
+    grace: GraceOption = None,
+    resources: ResourcesOption = None,
 ) -> None:
     """Run a pipeline: only new or changed calls compute; exit 1 if any call failed.
 
@@ -90,6 +124,8 @@ def run(
             executor=executor,
             workers=workers,
             datalad=datalad,
+            grace=grace,
+            resources=resources,
         )
         return
     if dry_run:
@@ -117,6 +153,8 @@ def run(
             workers=config.workers,
             verify=verify or config.verify,
             progress=progress,
+            grace=grace,
+            resources=parse_resources(resources),
             **params,
         )
         rec.run_id = result.run_id if result.ok else None

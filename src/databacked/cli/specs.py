@@ -26,6 +26,7 @@ from databacked.cli.common import (
     warnings_as_notes,
 )
 from databacked.cli.progress import one_line
+from databacked.cli.running import GraceOption, ResourcesOption, parse_resources
 
 SpecsArgument = Annotated[
     Path,
@@ -156,6 +157,8 @@ def run(
             help="Save the output repos to the DataLad dataset with a run record.",
         ),
     ] = None,
+    grace: GraceOption = None,
+    resources: ResourcesOption = None,
 ) -> None:
     """Run new and changed datums of every pipeline; exit 1 if any datum failed."""
     from databacked.specs.runner import run_specs
@@ -171,6 +174,8 @@ def run(
             catalog=cat,
             executor=config.executor,
             workers=config.workers,
+            grace=grace,
+            resources={**config.resources, **(parse_resources(resources) or {})},
         )
     _print_counts(result)
     _print_run(result)

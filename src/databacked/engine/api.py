@@ -145,12 +145,16 @@ def run(
     verify: bool | None = None,
     progress: Callable[[CallEvent], None] | None = None,
     raise_on_failure: bool = False,
+    grace: float | None = None,
+    resources: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> RunResult:
     """Run a pipeline: only new or changed calls compute. Returns even when calls failed
     (logging one line about them), unless ``raise_on_failure=True``: then ``StepFailed``.
 
     ``store``/``catalog``/``executor``: URL strings or objects; None -> configuration.
+    ``grace``: seconds running calls get after SIGINT/SIGTERM (None -> configuration).
+    ``resources``: capacities, e.g. ``{"gpus": 1}`` (None -> configuration, else detected).
     """
     from databacked.executors import get_executor
 
@@ -189,6 +193,8 @@ def run(
             verify=bool(settings.verify),
             progress=progress,
             lease_ttl=settings.lease_ttl,
+            grace=settings.grace if grace is None else grace,
+            resources={**settings.resources, **(resources or {})},
         )
         try:
             states = scheduler.run()

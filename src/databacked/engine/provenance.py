@@ -55,9 +55,11 @@ def package_versions(modules: Iterable[str] = ()) -> dict[str, str]:
     return out
 
 
-def run_info(pipeline: str, modules: Iterable[str], config: dict[str, Any]) -> dict[str, Any]:
-    """The ``info`` dict for ``Catalog.start_run``."""
-    commit, dirty = git_state()
+def run_info(
+    pipeline: str, modules: Iterable[str], config: dict[str, Any], *, folder: Path | None = None
+) -> dict[str, Any]:
+    """The ``info`` dict for ``Catalog.start_run`` (git state of ``folder``, else the cwd)."""
+    commit, dirty = git_state(folder)
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

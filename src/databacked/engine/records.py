@@ -41,6 +41,7 @@ def call_record(
         pid=outcome.pid,
         stdout=outcome.stdout,
         stderr=outcome.stderr,
+        log=outcome.log,
         error_type=outcome.error_type,
         error_message=outcome.error_message,
         traceback=outcome.traceback,

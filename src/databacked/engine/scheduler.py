@@ -6,17 +6,13 @@ bytes re-runs nothing downstream (early cut-off). Only this loop writes the cata
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-import uuid
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from databacked.catalog.records import CallRecord
-from databacked.engine import preflight
 from databacked.engine.cache import classify
+from databacked.engine.cancel import RunCancelled
+from databacked.engine.dispatch import Dispatcher, Job
 from databacked.engine.events import CallEvent
 from databacked.engine.files import FileHasher
 from databacked.engine.graph import CallNode, ExpandNode, Graph, Handle
@@ -29,9 +25,9 @@ from databacked.engine.plan import (
     upstream_ready,
 )
 from databacked.engine.records import call_record
-from databacked.engine.worker import CallOutcome, CallSpec, run_batch, run_call
+from databacked.engine.resources import parse
+from databacked.engine.worker import CallOutcome, CallSpec
 from databacked.errors import PipelineError
-from databacked.executors.base import split_batch
 
 POLL = 0.2
 """Seconds between looks at keys another driver is computing."""
@@ -52,63 +48,71 @@ class Scheduler:
         progress: Callable[[CallEvent], None] | None = None,
         lease_ttl: float = 600.0,
         dry_run: bool = False,
+        grace: float | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         self.graph, self.store, self.catalog, self.executor = graph, store, catalog, executor
         self.run_id, self.verify, self.progress = run_id, verify, progress
         self.lease_ttl, self.dry_run = lease_ttl, dry_run
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.dispatch = Dispatcher(
+            store,
+            catalog,
+            executor,
+            run_id=run_id,
+            lease_ttl=lease_ttl,
+            progress=progress,
+            grace=10.0 if dry_run else grace,
+            resources={} if resources is None else resources,
+        )
         self.states: dict[int, CallState] = {}
         self.order: list[CallState] = []
         self.targets: dict[str, CallState] = {}
         self.hasher = FileHasher(catalog)
-        self.futures: dict[Future[Any], CallState] = {}
-        self.retry_at: dict[int, float] = {}
         self.waiting_other: list[CallState] = []
+        self.pending: list[CallState] = []
+        """Calls not keyed yet: only these are looked at when something changes."""
+        self.expanders: list[ExpandNode] | None = None
         self.leaders: dict[str, CallState] = {}
         self.followers: dict[str, list[CallState]] = {}
-        self.to_record: list[CallRecord] = []
-        self.leased: set[str] = set()
-        self.started: dict[int, float] = {}
-        self.suspects: list[CallState] = []
-        """Calls whose worker died: re-run one at a time to find which call kills it."""
-        self.lost: set[int] = set()
-        self.preflown = False
         self.changed = True
         """Something finished or was added since pending calls were last examined."""
 
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> list[CallState]:
+        if self.dry_run:
+            return self._loop()
+        for node in self.graph.nodes:
+            owner = f"Step {node.step.name}"
+            self.dispatch.check_timeout(owner, node.step.timeout)
+            self.dispatch.check_resources(owner, parse(node.step.resources, owner))
+        with self.dispatch.signals():
+            return self._loop()
+
+    def _loop(self) -> list[CallState]:
         self._add([n for n in self.graph.nodes if isinstance(n, CallNode)])
-        last_renew = time.monotonic()
         try:
             while True:
                 progressed = self._expand() | self._advance()
-                self._submit_retries()
-                if self.suspects and not self.futures:
-                    suspect = self.suspects.pop(0)
-                    suspect.attempts -= 1
-                    self._submit([suspect])
                 self._poll_others()
-                self._flush()
-                busy = self.futures or self.waiting_other or self.retry_at or self.suspects
+                busy = self.dispatch.busy or self.waiting_other
                 if not busy:
                     if not progressed:
                         break
                     continue
-                if self.futures:
-                    done, _ = wait(list(self.futures), timeout=POLL, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self._finished(self.futures.pop(future), future)
+                if self.dispatch.busy:
+                    for job, outcome in self.dispatch.wait(POLL):
+                        self._finished(job, outcome)
                 else:
                     time.sleep(POLL / 4)
-                if self.leased and time.monotonic() - last_renew > self.lease_ttl / 3:
-                    self.catalog.renew(self.owner, self.lease_ttl)
-                    last_renew = time.monotonic()
+                    self.dispatch.tick()
+        except KeyboardInterrupt as exc:
+            if not isinstance(exc, RunCancelled) and not self.dry_run:
+                self.dispatch.abort()  # a second Ctrl-C: stop now, the workers too
+            raise
         finally:
-            self._flush()
-            if self.leased and not self.dry_run:
-                self.catalog.release(None, self.owner)
+            if not self.dry_run:
+                self.dispatch.close()
         return self.order
 
     def _add(self, nodes: list[CallNode]) -> None:
@@ -117,15 +121,19 @@ class Scheduler:
             state = CallState(node)
             self.states[node.id] = state
             self.order.append(state)
+            self.pending.append(state)
             render_targets(state, self.store)
             new.append(state)
         check_conflicts(new, self.targets)
 
     def _expand(self) -> bool:
         progressed = False
-        for node in self.graph.nodes:
-            if not isinstance(node, ExpandNode) or node.children is not None or node.skipped:
-                continue
+        if not self.changed:
+            return False
+        if self.expanders is None:  # fan-outs are traced up front; only calls are added later
+            self.expanders = [n for n in self.graph.nodes if isinstance(n, ExpandNode)]
+        self.expanders = [n for n in self.expanders if n.children is None and not n.skipped]
+        for node in list(self.expanders):
             columns = self._expansion_columns(node)
             if columns is None:
                 continue
@@ -192,7 +200,7 @@ class Scheduler:
         if not self.changed:
             return False
         self.changed = False
-        for state in self.order:
+        for state in self.pending:
             if state.status != "pending":
                 continue
             verdict = upstream_ready(state, self.states)
@@ -201,6 +209,8 @@ class Scheduler:
                 progressed = True
             elif verdict == "ready":
                 ready.append(state)
+        leaving = set(ready)
+        self.pending = [s for s in self.pending if s.status == "pending" and s not in leaving]
         self.hasher.prefetch(ready)
         for state in ready:
             compute_key(state, self.states, self.hasher)
@@ -236,53 +246,40 @@ class Scheduler:
         return True
 
     def _lease_and_submit(self, runs: list[CallState]) -> None:
-        leasable = [s.key for s in runs if s.step.cache and s.step.persist]
-        got = self.catalog.acquire(leasable, self.owner, self.lease_ttl) if leasable else set()
-        self.leased |= got
-        if got:
-            # Another driver may have finished a key between our lookup and our lease: look
-            # again under the lease, so no key is computed twice.
-            done = self.catalog.lookup(got)
-            if done:
-                again = [s for s in runs if s.key in done]
-                classify(again, self.store, self.catalog, self.verify)
-                for state in again:
-                    if state.status == "cached":
-                        self._set(state, "cached")
-                runs = [s for s in runs if s.status != "cached"]
-        submit = []
-        for state in runs:
-            if state.step.cache and state.step.persist and state.key not in got:
-                state.status = "waiting"
-                self.waiting_other.append(state)
-            else:
-                submit.append(state)
-        self._submit(submit)
+        jobs = {s.key: self._job(s) for s in runs}
+        leased = self.dispatch.lease(list(jobs.values()))
+        if leased.done:
+            # Another driver finished a key between our lookup and our lease: look again
+            # under the lease, so no key is computed twice.
+            again = [s for s in runs if s.key in leased.done]
+            classify(again, self.store, self.catalog, self.verify)
+            for state in again:
+                if state.status == "cached":
+                    self.dispatch.release([state.key])
+                    self._set(state, "cached")
+                else:
+                    leased.mine.append(jobs[state.key])
+        for job in leased.busy:
+            job.state.status = "waiting"
+            self.waiting_other.append(job.state)
+        for key, outcome in leased.adopted.items():
+            self._adopt(jobs[key], outcome)
+        self.dispatch.submit(leased.mine)
 
-    def _submit(self, states: list[CallState]) -> None:
-        if not states:
-            return
-        if not self.preflown:  # once per run, only when something is about to compute
-            preflight.check_store(self.store)
-            self.preflown = True
-        specs = [(self._spec(s), s) for s in states]
-        for _, state in specs:
-            state.status = "running"
-            state.attempts += 1
-            self.started[state.node.id] = time.time()
-            self._emit(state, "running")
-        workers = max(1, getattr(self.executor, "max_workers", 1))
-        chunk = _chunk_size(len(specs), workers, states[0].step.batch)
-        if chunk <= 1:
-            for spec, state in specs:
-                self.futures[self.executor.submit(run_call, spec, self.store)] = state
-            return
-        for i in range(0, len(specs), chunk):
-            group = specs[i : i + chunk]
-            future = self.executor.submit(run_batch, [s for s, _ in group], self.store)
-            # one future per call; a dead worker fails every call of its chunk
-            for item, (_, state) in zip(split_batch(future, len(group)), group, strict=True):
-                self.futures[item] = state
+    def _job(self, state: CallState) -> Job:
+        step = state.step
+        return Job(
+            key=state.key,
+            name=step.name,
+            task=self._spec(state),
+            state=state,
+            lease=bool(step.cache and step.persist),
+            retries=step.retries,
+            retry_delay=step.retry_delay,
+            batch=step.batch,
+            timeout=step.timeout,
+            resources=parse(step.resources, f"Step {step.name}"),
+        )
 
     def _spec(self, state: CallState) -> CallSpec:
         return CallSpec(
@@ -294,48 +291,33 @@ class Scheduler:
             outputs=output_specs(state),
             multi=state.step.multi,
             persist=state.step.persist,
+            timeout=state.step.timeout,
         )
 
-    def _finished(self, state: CallState, future: Future[Any]) -> None:
-        try:
-            outcome: CallOutcome = future.result()
-        except Exception as exc:
-            if state.node.id not in self.lost:
-                # A dead worker fails every call in its pool; run each again alone, so only
-                # the call that kills its worker ends up failed.
-                self.lost.add(state.node.id)
-                state.status = "retry"
-                self.suspects.append(state)
-                return
-            now = time.time()
-            outcome = CallOutcome(
-                key=state.key,
-                status="failed",
-                error_type=type(exc).__name__,
-                error_message=str(exc) or "the worker running this call died",
-                started=self.started.get(state.node.id, now),
-                finished=now,
-            )
+    def _adopt(self, job: Job, outcome: CallOutcome) -> None:
+        """A call an interrupted run had finished (its journal entry): recorded, not rerun."""
+        state = job.state
+        state.records = dict(outcome.records)
         state.seconds = max(0.0, outcome.finished - outcome.started)
-        if outcome.status == "ok":
-            state.records, state.value = dict(outcome.records), outcome.value
-            if state.step.persist:
-                self.to_record.append(call_record(state, outcome, self.run_id, self.store.url))
-            self._set(state, "ran")
-            return
-        self.to_record.append(call_record(state, outcome, self.run_id, self.store.url))
-        if state.attempts <= state.step.retries:
-            state.status = "retry"
-            self.retry_at[state.node.id] = time.monotonic() + state.step.retry_delay
-            return
-        self._set(state, "failed", error=f"{outcome.error_type}: {outcome.error_message}")
+        self.dispatch.settle(job, outcome, call_record(state, outcome, self.run_id, self.store.url))
+        self._set(state, "cached", reason="finished by an interrupted run")
 
-    def _submit_retries(self) -> None:
-        now = time.monotonic()
-        due = [i for i, at in self.retry_at.items() if at <= now]
-        for i in due:
-            del self.retry_at[i]
-        self._submit([self.states[i] for i in due])
+    def _finished(self, job: Job, outcome: CallOutcome) -> None:
+        state: CallState = job.state
+        state.attempts = job.attempts
+        state.seconds = max(0.0, outcome.finished - outcome.started)
+        ok = outcome.status == "ok"
+        record = None
+        if not ok or state.step.persist:
+            record = call_record(state, outcome, self.run_id, self.store.url)
+        if not self.dispatch.settle(job, outcome, record):
+            state.status = "retry"
+            return
+        if ok:
+            state.records, state.value = dict(outcome.records), outcome.value
+            self._set(state, "ran")
+        else:
+            self._set(state, "failed", error=f"{outcome.error_type}: {outcome.error_message}")
 
     def _poll_others(self) -> None:
         if not self.waiting_other:
@@ -350,31 +332,8 @@ class Scheduler:
                     self._set(state, "cached")
         rest = [s for s in waiting if s.status != "cached"]
         if rest:
-            self._break_dead_leases([s.key for s in rest])
             time.sleep(POLL)
             self._lease_and_submit(rest)
-
-    def _break_dead_leases(self, keys: list[str]) -> None:
-        """Leases of a driver on this host whose process is gone are released at once,
-        so a resume after ``kill -9`` does not wait for their time-to-live."""
-        host = socket.gethostname()
-        dead: dict[str, list[str]] = {}
-        for key, lease in self.catalog.leases_of_others(keys, self.owner).items():
-            if lease.host == host and lease.pid and not _alive(lease.pid):
-                dead.setdefault(lease.owner, []).append(key)
-        for owner, owned in dead.items():
-            self.catalog.release(owned, owner)
-
-    def _flush(self) -> None:
-        if not self.to_record or self.dry_run:
-            return
-        batch, self.to_record = self.to_record, []
-        self.store.sync()
-        self.catalog.record_calls(batch)
-        finished = {r.key for r in batch if r.status == "ok"} & self.leased
-        if finished:
-            self.catalog.release(finished, self.owner)
-            self.leased -= finished
 
     def _set(self, state: CallState, status: str, *, reason: str = "", error: str = "") -> None:
         state.status = status
@@ -396,25 +355,6 @@ class Scheduler:
     def _emit(self, state: CallState, status: str, *, error: str | None = None) -> None:
         if self.progress is not None:
             self.progress(CallEvent(state.step.name, state.key, status, state.seconds, error))  # type: ignore[arg-type]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def _chunk_size(n: int, workers: int, batch: int | None) -> int:
-    if batch:
-        return batch
-    # group only when there are far more calls than workers: 100,000 tiny calls, not 8
-    if n <= 8 * workers:
-        return 1
-    return min(64, n // (4 * workers))
 
 
 __all__ = ["Scheduler"]

@@ -41,6 +41,8 @@ class Step:
         batch: int | None = None,
         name: str | None = None,
         lossy_ok: bool = False,
+        timeout: float | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         if target is not None and targets is not None:
             raise PipelineError(
@@ -64,6 +66,10 @@ class Step:
         self.batch = batch
         self.lossy_ok = bool(lossy_ok)
         """True: reading lossy inputs (a stretched PNG) is intended; no warning."""
+        self.timeout = _seconds(timeout, fn.__name__)
+        """Seconds a call may run before it is stopped and failed (None: no limit)."""
+        self.resources = dict(resources or {})
+        """What one call needs at once: {"cpus": 2, "memory": "4GB", "gpus": 1}."""
         self.signature = inspect.signature(fn)
         self._fingerprint: str | None = None
         self._files: set[str] | None = None
@@ -213,6 +219,8 @@ def step(
     batch: int | None = None,
     name: str | None = None,
     lossy_ok: bool = False,
+    timeout: float | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> Any:
     """Declare a pipeline step, with or without arguments.
 
@@ -234,10 +242,26 @@ def step(
         batch=batch,
         name=name,
         lossy_ok=lossy_ok,
+        timeout=timeout,
+        resources=resources,
     )
     if fn is not None:
         return Step(fn, **options)  # type: ignore[arg-type]
     return lambda f: Step(f, **options)  # type: ignore[arg-type]
+
+
+def _seconds(timeout: float | None, name: str) -> float | None:
+    if timeout is None:
+        return None
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise PipelineError(
+            f"Step {name!r} has timeout={timeout!r}; give a positive number of seconds."
+        )
+    return seconds
 
 
 __all__ = ["SINGLE", "Step", "step"]

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import io
+import logging
 import os
+import signal
 import socket
-import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from databacked.errors import CallTimeout
 
 OBJECTS = ".databacked/objects"
 """Where outputs without a target live, relative to the store root."""
@@ -63,6 +65,8 @@ class CallSpec:
     """True for ``targets=`` steps: the function returns a dict of outputs."""
     persist: bool = True
     capture_limit: int = CAPTURE_LIMIT
+    timeout: float | None = None
+    """Seconds the function may run; past it the call fails with ``timeout after N s``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,59 +89,29 @@ class CallOutcome:
     pid: int = 0
     stdout: str = ""
     stderr: str = ""
-
-
-class _Tail(io.TextIOBase):
-    """Keeps the last ``limit`` characters written, and passes them on to ``echo`` so a
-    notebook or terminal still shows what the step prints."""
-
-    def __init__(self, limit: int, echo: Any = None, prefix: str = "") -> None:
-        super().__init__()
-        self.limit = limit
-        self.echo = echo
-        self.prefix = prefix
-        """Put before each echoed line: which call printed it, when many run at once."""
-        self._line_start = True
-        self.parts: list[str] = []
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        if self.echo is not None:
-            self.echo.write(self._prefixed(text) if self.prefix else text)
-        self.parts.append(text)
-        self.size += len(text)
-        if self.size > 2 * self.limit:  # trim now and then: memory stays bounded
-            kept = "".join(self.parts)[-self.limit :]
-            self.parts, self.size = [kept], len(kept)
-        return len(text)
-
-    def _prefixed(self, text: str) -> str:
-        if not text:
-            return text
-        lines = text.split("\n")
-        head = self.prefix if self._line_start else ""
-        self._line_start = text.endswith("\n")
-        tail = [self.prefix + line if line else line for line in lines[1:]]
-        return "\n".join([head + lines[0] if lines[0] or not head else lines[0], *tail])
-
-    def flush(self) -> None:
-        if self.echo is not None:
-            self.echo.flush()
-
-    def tail(self) -> str:
-        return "".join(self.parts)[-self.limit :]
+    log: str = ""
+    """Tail of stdout, stderr and ``logging`` records in order (whole log in the store)."""
 
 
 def run_call(spec: CallSpec, store: Any) -> CallOutcome:
-    """Run one call; never raises for a failure of the step itself."""
+    """Run one call; never raises for a failure of the step itself.
+
+    What the call prints and logs (``logging``) is its log: the whole of it goes to the
+    store (``.databacked/logs/<key>.log``), its tail into the outcome for the catalog.
+    """
+    from databacked.engine import capture
+
+    with capture.capturing(spec.capture_limit, label=f"[{spec.step} {spec.key[:8]}] ") as log:
+        outcome = _attempt(spec, store, log)
+    text = log.text()
+    if not text:
+        return outcome
+    capture.keep(store, spec.key, text)
+    return replace(outcome, log=text[-spec.capture_limit :])
+
+
+def _attempt(spec: CallSpec, store: Any, log: Any) -> CallOutcome:
     started = time.time()
-    label = f"[{spec.step} {spec.key[:8]}] "
-    out = _Tail(spec.capture_limit, sys.stdout, label)
-    err = _Tail(spec.capture_limit, sys.stderr, label)
-    capture = threading.current_thread() is threading.main_thread()
     try:
         fn = _resolve(spec.function)
         kwargs = dict(spec.params)
@@ -146,20 +120,21 @@ def run_call(spec: CallSpec, store: Any) -> CallOutcome:
                 kwargs[name] = [_load(store, s) for s in source]
             else:
                 kwargs[name] = _load(store, source)
-        with _captured(out, err, capture):
+        with deadline(spec.timeout):
             result = fn(**kwargs)
         values = _split(spec, result)
         if not spec.persist:
-            return _outcome(spec, "ok", started, out, err, value=result)
+            return _outcome(spec, "ok", started, log, value=result)
         records = {name: _write(spec, store, name, value) for name, value in values.items()}
-        return _outcome(spec, "ok", started, out, err, records=records)
+        return _outcome(spec, "ok", started, log, records=records)
     except Exception as exc:
+        if isinstance(exc, CallTimeout):
+            logging.getLogger("databacked.worker").error("%s: %s", spec.step, exc)
         return _outcome(
             spec,
             "failed",
             started,
-            out,
-            err,
+            log,
             error_type=type(exc).__name__,
             error_message=str(exc) or type(exc).__name__,
             tb=user_traceback(exc),
@@ -190,9 +165,96 @@ def user_traceback(exc: BaseException) -> str:
     return "".join(te.format())
 
 
-def run_batch(specs: Sequence[CallSpec], store: Any) -> list[CallOutcome]:
-    """Run several calls in one executor task (many short calls)."""
-    return [run_call(spec, store) for spec in specs]
+def run_batch(tasks: Sequence[Any], store: Any, journal_id: str | None = None) -> list[Any]:
+    """Run several calls in one executor task, leaving each in the journal as it finishes.
+
+    An item is a ``CallSpec`` or a ``(function, task)`` pair run as ``function(task, store)``
+    (a spec datum). Each finished call with outputs is journaled at once, so killing this
+    worker or the driver loses only the call in flight, not the calls finished before it
+    (``journal_id``: the driver run's journal folder; None keeps no journal).
+    """
+    from databacked.engine import journal
+
+    outcomes = []
+    for task in tasks:
+        if isinstance(task, CallSpec):
+            outcome = run_call(task, store)
+            if task.persist:
+                journal.write(store, outcome, journal_id)
+        else:
+            outcome = _run_item(task, store)
+            journal.write(store, outcome, journal_id)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _run_item(task: tuple[Any, ...], store: Any) -> CallOutcome:
+    """A ``(function, task[, timeout])`` item (a spec datum), as a ``CallOutcome`` with its
+    log: what it printed and logged, and the output its command or function produced."""
+    from databacked.engine import capture
+
+    fn, item, *limit = task
+    key = str(getattr(item, "key", ""))
+    started = time.time()
+    with capture.capturing() as log:
+        try:
+            with deadline(limit[0] if limit else None):
+                done = fn(item, store)
+        except Exception as exc:  # one item's failure must not lose its neighbours
+            done = CallOutcome(
+                key=key,
+                status="failed",
+                error_type=type(exc).__name__,
+                error_message=str(exc) or type(exc).__name__,
+                traceback=traceback.format_exc(),
+                started=started,
+                finished=time.time(),
+            )
+    fields = {f: getattr(done, f) for f in _OUTCOME_FIELDS if hasattr(done, f)}
+    text = log.text()
+    for name in ("stdout", "stderr"):  # a command's output, captured by the transform itself
+        own = fields.get(name) or ""
+        if own and own not in text:
+            text += f"--- {name} ---\n{own}" + ("" if own.endswith("\n") else "\n")
+    capture.keep(store, key, text)
+    return CallOutcome(
+        **{**fields, "host": socket.gethostname(), "pid": os.getpid(), "log": text[-CAPTURE_LIMIT:]}
+    )
+
+
+_OUTCOME_FIELDS = (
+    "key", "status", "records", "error_type", "error_message", "traceback", "started",
+    "finished", "stdout", "stderr",
+)  # fmt: skip
+
+
+def can_time_out() -> bool:
+    """Whether :func:`deadline` can stop a call here: only the main thread gets signals."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Stop the code inside after ``seconds`` with ``CallTimeout("timeout after N s")``.
+
+    A real-time timer interrupts the call between Python instructions (a command run with
+    ``subprocess`` is killed by ``subprocess.run`` when it is interrupted), so the worker
+    process survives and goes on with the next call.
+    """
+    if not seconds or not can_time_out():
+        yield
+        return
+
+    def expired(_signum: int, _frame: Any) -> None:
+        raise CallTimeout(f"timeout after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _resolve(function: Callable[..., Any] | str) -> Callable[..., Any]:
@@ -245,22 +307,11 @@ def _write(spec: CallSpec, store: Any, name: str, value: Any) -> Any:
     return fmt.write(value, store, path)
 
 
-@contextlib.contextmanager
-def _captured(out: _Tail, err: _Tail, enabled: bool) -> Any:
-    # Redirecting sys.stdout is process-wide: only safe when no sibling threads run steps.
-    if not enabled:
-        yield
-        return
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        yield
-
-
 def _outcome(
     spec: CallSpec,
     status: str,
     started: float,
-    out: _Tail,
-    err: _Tail,
+    log: Any,
     *,
     records: dict[str, Any] | None = None,
     value: Any = None,
@@ -280,8 +331,8 @@ def _outcome(
         finished=time.time(),
         host=socket.gethostname(),
         pid=os.getpid(),
-        stdout=out.tail(),
-        stderr=err.tail(),
+        stdout=log.stream("stdout"),
+        stderr=log.stream("stderr"),
     )
 
 

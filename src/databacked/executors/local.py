@@ -71,6 +71,10 @@ class ThreadExecutor(BaseExecutor):
         self._check_open()
         return self._pool.submit(fn, *args)
 
+    def terminate(self) -> None:
+        """Drop queued calls and stop waiting for running ones (a thread cannot be killed)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def _shutdown(self) -> None:
         self._pool.shutdown(wait=True)
 
@@ -113,6 +117,14 @@ class ProcessExecutor(BaseExecutor):
             # The pool broke between the check and the submission (a worker just died).
             inner = self._fresh_pool(broken=pool).submit(fn, *args)
         return _relay(inner, self.name)
+
+    def terminate(self) -> None:
+        """Kill the workers now (a cancelled run past its grace period); the next submission
+        gets a fresh pool."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, kill_workers=True)
 
     def _shutdown(self) -> None:
         with self._lock:

@@ -247,8 +247,12 @@ class Spec(_Strict):
     datum_tries: int | None = Field(None, ge=1, description="Pachyderm: tries = retries + 1.")
     parallelism_spec: dict[str, Any] | None = Field(None, description="Accepted; ignored.")
     autoscaling: bool | None = Field(None, description="Accepted; ignored.")
-    datum_timeout: str | None = Field(None, description="Accepted; ignored.")
-    job_timeout: str | None = Field(None, description="Accepted; ignored.")
+    datum_timeout: str | float | None = Field(
+        None, description="Longest one datum may run: seconds or a duration ('90s', '1h30m')."
+    )
+    job_timeout: str | float | None = Field(
+        None, description="Longest the pipeline's datums of one run may take, same spelling."
+    )
     metadata: dict[str, Any] | None = Field(None, description="Accepted; ignored.")
     output_branch: str | None = Field(None, description="Accepted; ignored.")
     key_by: Literal["path", "content"] = Field(
@@ -285,6 +289,13 @@ class Spec(_Strict):
             self.retries = self.datum_tries - 1
         if self.resources is None and self.resource_requests is not None:
             self.resources = self.resource_requests
+        for name in ("datum_timeout", "job_timeout"):
+            if duration_seconds(getattr(self, name)) == -1.0:
+                raise PydanticCustomError(
+                    "duration",
+                    "{field} '{value}' is not a duration; write seconds or e.g. '90s', '1h30m'",
+                    {"field": name, "value": getattr(self, name)},
+                )
         return self
 
     @property
@@ -326,14 +337,35 @@ class Spec(_Strict):
 _IGNORED_SPEC = (
     "parallelism_spec",
     "autoscaling",
-    "datum_timeout",
-    "job_timeout",
     "metadata",
     "output_branch",
     "resource_limits",
 )
 _IGNORED_TRANSFORM = ("working_dir", "user", "secrets", "image_pull_secrets")
 _IGNORED_PFS = ("branch", "project")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s)")
+
+
+def duration_seconds(value: str | float | None) -> float | None:
+    """Seconds of a duration in Pachyderm's (Go's) spelling, ``"1h30m"``, or plain seconds;
+    None for no value, -1.0 for a value that is not a duration."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value > 0 else -1.0
+    text = value.strip()
+    try:
+        return float(text) if float(text) > 0 else -1.0
+    except ValueError:
+        pass
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return -1.0
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    total = sum(float(n) * scale[u] for n, u in parts)
+    return total if total > 0 else -1.0
 
 
 def spec_json_schema() -> dict[str, Any]:
@@ -375,5 +407,6 @@ __all__ = [
     "Resources",
     "Spec",
     "Transform",
+    "duration_seconds",
     "spec_json_schema",
 ]

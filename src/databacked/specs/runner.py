@@ -14,24 +14,26 @@ Example::
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import os
 import socket
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from databacked.catalog import Catalog
 from databacked.catalog.records import CallRecord, InputRef
+from databacked.engine import provenance
+from databacked.engine.cancel import RunCancelled
+from databacked.engine.dispatch import Dispatcher, Job
 from databacked.engine.events import CallEvent
-from databacked.executors import Executor, get_executor, split_batch
+from databacked.engine.resources import parse
+from databacked.engine.worker import CallOutcome
+from databacked.executors import Executor, get_executor
 from databacked.specs.attic import attic_path, move_file
 from databacked.specs.datums import Datum
-from databacked.specs.model import Spec
+from databacked.specs.model import Spec, duration_seconds
 from databacked.specs.plan import (
     DatumRow,
     DatumState,
@@ -43,13 +45,8 @@ from databacked.specs.plan import (
 from databacked.specs.transform import DatumOutcome, DatumTask, run_datum
 from databacked.store import Store
 
-LEASE_TTL = 300.0
-"""Seconds a datum's lease lasts without renewal; renewed while the run waits."""
-FLUSH_SECONDS = 5.0
-FLUSH_CALLS = 500
-"""Finished datums are recorded at least this often (seconds) or in batches this large."""
-BATCH = 32
-"""Most datums per executor task when there are many more datums than workers."""
+WAIT = 0.5
+"""Seconds the driver waits for a datum to finish before it looks at its leases again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,27 +68,42 @@ def run_specs(
     executor: Executor | str = "inline",
     workers: int | None = None,
     progress: Callable[[CallEvent], None] | None = None,
+    grace: float | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> SpecRunResult:
-    """Run every pipeline's new and changed datums, in dependency order."""
+    """Run every pipeline's new and changed datums, in dependency order.
+
+    Each datum becomes a call handed to the engine's dispatcher (``engine.dispatch``), the
+    same leases (their time-to-live from the settings), batches, retries and catalog writes
+    as ``db.run``; the run records git state, package versions and configuration. SIGINT or
+    SIGTERM stop it after ``grace`` seconds for the running datums (``engine.cancel``).
+    ``resources``: capacities the datums' ``resources`` share (None: the settings).
+    """
     store = Store.from_url(store)
     specs, project = ordered_specs(folder_or_specs, store)  # bad specs fail before anything opens
     own_catalog = not isinstance(catalog, Catalog)
     cat = Catalog.coerce(catalog)
     own_executor = isinstance(executor, str)
     pool = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
-    owner = f"specs-{uuid.uuid4().hex}"
     rows: list[DatumRow] = []
     run_id = ""
+    dispatch = Dispatcher(store, cat, pool, progress=progress, grace=grace, resources=resources)
+    handlers = contextlib.ExitStack()
     try:
-        run_id = cat.start_run(
-            {"pipeline": ",".join(s.pipeline for s in specs), "host": socket.gethostname(),
-             "pid": os.getpid(), "python": sys.version.split()[0]}
-        )  # fmt: skip
+        config = {"store": store.url, "catalog": cat.url_redacted, **dispatch.describe()}
+        info = provenance.run_info(
+            ",".join(s.pipeline for s in specs), _modules(specs), config, folder=project
+        )
+        for spec in specs:  # a timeout the executor cannot enforce fails before anything runs
+            dispatch.check_timeout(f"Pipeline {spec.pipeline}", _timeouts(spec)[0])
+            dispatch.check_resources(f"Pipeline {spec.pipeline}", _needs(spec))
+        run_id = dispatch.run_id = cat.start_run(info)
         unsettled: dict[str, list[Datum]] = {}
+        handlers.enter_context(dispatch.signals())
         for spec in specs:
             planner = Planner(spec, store, cat, unsettled, project)
             states, removed = planner.classify()
-            _Execution(planner, pool, owner, run_id, progress).run(states)
+            _Execution(planner, dispatch, run_id, progress).run(states)
             kept = {path for s in states for path in s.outputs}
             for row in removed:
                 for path in set(row.outputs) - kept:  # never what a present datum wrote
@@ -102,21 +114,45 @@ def run_specs(
                 s.datum for s in states if s.status in ("failed", "waiting")
             ]
             rows += [s.row() for s in states] + removed
+        dispatch.close()
         result = SpecRunResult(tuple(rows), run_id)
         cat.finish_run(run_id, "ok" if result.ok else "failed", {"counts": result.counts()})
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunCancelled):
+            dispatch.abort()  # a second Ctrl-C: stop now, the workers too
+        with contextlib.suppress(Exception):  # what finished is recorded even when interrupted
+            dispatch.close()
         if run_id:  # an interrupted or broken run is not left "running" in the catalog
             with contextlib.suppress(Exception):
                 cat.finish_run(run_id, "error", {"counts": SpecPlan(tuple(rows)).counts()})
         raise
     finally:
-        if run_id:
-            cat.release(None, owner)
+        handlers.close()
         if own_executor:
             pool.close()
         if own_catalog:
             cat.close()
     return result
+
+
+def _timeouts(spec: Spec) -> tuple[float | None, float | None]:
+    """(seconds one datum may run, seconds the pipeline's datums may take in one run)."""
+    datum = duration_seconds(spec.datum_timeout)
+    job = duration_seconds(spec.job_timeout)
+    return (min(datum or job or 0, job or datum or 0) or None), job
+
+
+def _needs(spec: Spec) -> dict[str, float]:
+    """What one datum holds while it runs (``resources``/``resource_requests``)."""
+    r = spec.resources
+    if r is None:
+        return {}
+    return parse({"cpus": r.cpu, "memory": r.memory, "gpus": r.gpu}, f"Pipeline {spec.pipeline}")
+
+
+def _modules(specs: Sequence[Spec]) -> list[str]:
+    """Modules of the Python transforms, for the package versions of the run."""
+    return [s.transform.python.split(":")[0] for s in specs if s.transform.python]
 
 
 def run_task(task: DatumTask, store: Store) -> DatumOutcome:
@@ -128,107 +164,89 @@ def run_task(task: DatumTask, store: Store) -> DatumOutcome:
 
 
 class _Execution:
-    """Leases, submits and records one pipeline's datums that need to run."""
+    """Hands one pipeline's datums that need to run to the dispatcher, and records them."""
 
     def __init__(
         self,
         planner: Planner,
-        pool: Executor,
-        owner: str,
+        dispatch: Dispatcher,
         run_id: str,
         progress: Callable[[CallEvent], None] | None,
     ) -> None:
-        self.planner, self.pool, self.owner, self.run_id = planner, pool, owner, run_id
+        self.planner, self.dispatch, self.run_id = planner, dispatch, run_id
         self.catalog, self.store = planner.catalog, planner.store
         self.progress = progress or (lambda _event: None)
-        self.records: list[CallRecord] = []
-        self.failures: list[CallRecord] = []
 
     def run(self, states: list[DatumState]) -> None:
         name = self.planner.spec.pipeline
         for s in states:
             self.progress(CallEvent(name, s.key, "planned"))  # sizes a progress bar
         self._restore(states)
-        todo = self._lease([s for s in states if s.status in ("new", "changed")])
+        todo = self._claim([s for s in states if s.status in ("new", "changed")])
         for s in states:
             if s.status == "cached":
                 self.progress(CallEvent(name, s.key, "cached"))
             elif s.status == "waiting":
                 self.progress(CallEvent(name, s.key, "skipped"))
-        for s in todo:  # outputs about to be overwritten stay reachable by content
-            for path in self.planner.before.get(s.slot, ("", []))[1]:
-                self.planner.stash(f"{s.pipeline}/{path}", move=False)
-        futures = self._submit_all(todo)
+        for job in todo:  # outputs about to be overwritten stay reachable by content
+            for path in self.planner.before.get(job.state.slot, ("", []))[1]:
+                self.planner.stash(f"{job.state.pipeline}/{path}", move=False)
         claimed = self._claims(states)
-        last = time.monotonic()
-        try:
-            while futures:
-                done, _ = cf.wait(futures, timeout=FLUSH_SECONDS, return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    state = futures.pop(future)
-                    outcome = _outcome(future, state.key)
-                    if outcome.status == "ok":
-                        outcome = self._check_collisions(outcome, state, claimed)
-                    if outcome.status != "ok" and state.attempts <= self.planner.spec.retries:
-                        futures[self._submit(state)] = state
-                        continue
-                    record = self._record(state, outcome)
-                    (self.records if outcome.status == "ok" else self.failures).append(record)
-                if time.monotonic() - last > FLUSH_SECONDS or len(self.records) >= FLUSH_CALLS:
-                    self._flush()
-                    self.catalog.renew(self.owner, LEASE_TTL)
-                    last = time.monotonic()
-        finally:
-            # what finished is recorded even when the run is interrupted: the next resumes
-            self._flush()
+        self.dispatch.submit(todo)
+        job_seconds = _timeouts(self.planner.spec)[1]
+        end = time.monotonic() + job_seconds if job_seconds else None
+        while self.dispatch.busy:
+            if end is not None and time.monotonic() > end:
+                why = f"timeout after {job_seconds:g} s (job_timeout reached before it ran)"
+                for job in self.dispatch.cancel():
+                    self._finish(job.state, _failed(job, why))
+                end = None
+            for job, attempt in self.dispatch.wait(WAIT):
+                state: DatumState = job.state
+                state.attempts = job.attempts
+                outcome = self._check_collisions(attempt, state, claimed)
+                if self.dispatch.settle(job, outcome, self._record(state, outcome)):
+                    self._finish(state, outcome)
+        self.dispatch.flush()
         self._drop_stale(states)
-        self.catalog.release([s.key for s in todo], self.owner)
+        self.dispatch.release(job.key for job in todo)
 
-    def _flush(self) -> None:
-        if self.records:
-            self.store.sync()  # outputs durable before their rows commit
-            self.catalog.record_calls(self.records)
-            self.records = []
-        if self.failures:
-            self.catalog.record_failures(self.failures)
-            self.failures = []
+    def _job(self, state: DatumState) -> Job:
+        spec = self.planner.spec
+        timeout = _timeouts(spec)[0]
+        return Job(
+            key=state.key,
+            name=state.pipeline,
+            task=(run_task, self.planner.task(state), timeout),
+            state=state,
+            known=state.had_row,
+            retries=spec.retries,
+            timeout=timeout,
+            resources=_needs(spec),
+        )
 
-    def _lease(self, todo: list[DatumState]) -> list[DatumState]:
-        """The datums this driver now holds and still has to compute."""
+    def _claim(self, todo: list[DatumState]) -> list[Job]:
+        """The datums this driver now holds and still has to compute, as engine jobs."""
         if not todo:
             return []
-        keys = {s.key for s in todo}
-        held = self.catalog.acquire(keys, self.owner, LEASE_TTL)
-        if held != keys and self._break_dead_leases(keys - held):
-            held = self.catalog.acquire(keys, self.owner, LEASE_TTL)
-        # Another driver may have completed a key between our lookup and our lease.
-        fresh = [s.key for s in todo if s.key in held and not s.had_row]
-        done = self.catalog.lookup(fresh) if fresh else {}
-        mine = []
-        for s in todo:
-            if s.key not in held:
-                s.status, s.reason = "waiting", "waiting: running in another driver"
-            elif s.key in done:
-                s.status, s.reason = "cached", "computed by another driver"
-                s.outputs = tuple(
-                    a.path[len(s.pipeline) + 1 :] for a in done[s.key].outputs.values()
-                )
-            else:
-                mine.append(s)
-        if done:
-            self.catalog.release(done, self.owner)
-        return mine
-
-    def _break_dead_leases(self, keys: set[str]) -> bool:
-        """Release leases of drivers on this host whose process is gone (after kill -9)."""
-        host = socket.gethostname()
-        dead: dict[str, list[str]] = {}
-        for key, lease in self.catalog.leases_of_others(keys, self.owner).items():
-            if lease.host == host and lease.pid and not _alive(lease.pid):
-                dead.setdefault(lease.owner, []).append(key)
-        for owner, owned in dead.items():
-            self.catalog.release(owned, owner)
-        return bool(dead)
+        leased = self.dispatch.lease([self._job(s) for s in todo])
+        for job in leased.busy:
+            job.state.status, job.state.reason = "waiting", "waiting: running in another driver"
+        for key, row in leased.done.items():
+            for s in todo:
+                if s.key == key:
+                    s.status, s.reason = "cached", "computed by another driver"
+                    s.outputs = tuple(a.path[len(s.pipeline) + 1 :] for a in row.outputs.values())
+        self.dispatch.release(leased.done)
+        if leased.adopted:
+            by_key = {s.key: s for s in todo}
+            for key, outcome in leased.adopted.items():
+                state = by_key[key]
+                job = self._job(state)
+                self.dispatch.settle(job, outcome, self._record(state, outcome))
+                self._finish(state, outcome)
+                state.status, state.reason = "cached", "finished by an interrupted run"
+        return leased.mine
 
     def _restore(self, states: list[DatumState]) -> None:
         restamped = []
@@ -256,28 +274,6 @@ class _Execution:
         if restamped:
             self.catalog.record_calls(restamped)
 
-    def _submit_all(self, states: list[DatumState]) -> dict[cf.Future[Any], DatumState]:
-        """Many short datums go in chunks, one executor task each (DESIGN section 6)."""
-        workers = max(1, getattr(self.pool, "max_workers", 1) or 1)
-        size = min(BATCH, len(states) // (4 * workers))
-        if size < 2:
-            return {self._submit(s): s for s in states}
-        futures: dict[cf.Future[Any], DatumState] = {}
-        for start in range(0, len(states), size):
-            chunk = states[start : start + size]
-            for state in chunk:
-                state.attempts += 1
-                self.progress(CallEvent(state.pipeline, state.key, "running"))
-            args = [(self.planner.task(s), self.store) for s in chunk]
-            batch = self.pool.submit_batch(run_task, args)
-            futures.update(zip(split_batch(batch, len(chunk)), chunk, strict=True))
-        return futures
-
-    def _submit(self, state: DatumState) -> cf.Future[Any]:
-        state.attempts += 1
-        self.progress(CallEvent(state.pipeline, state.key, "running"))
-        return self.pool.submit(run_task, self.planner.task(state), self.store)
-
     def _claims(self, states: list[DatumState]) -> dict[str, str]:
         """Output path -> slot, for outputs of datums that are still present."""
         present = {s.slot for s in states}
@@ -290,7 +286,9 @@ class _Execution:
 
     def _check_collisions(
         self, outcome: DatumOutcome, state: DatumState, claimed: dict[str, str]
-    ) -> DatumOutcome:
+    ) -> Any:
+        if outcome.status != "ok":
+            return outcome
         for path in outcome.records:
             other = claimed.setdefault(path, state.slot)
             if other != state.slot:
@@ -307,23 +305,25 @@ class _Execution:
                 )
         return outcome
 
-    def _record(self, state: DatumState, outcome: DatumOutcome) -> CallRecord:
-        seconds = outcome.finished - outcome.started if outcome.finished else None
+    def _finish(self, state: DatumState, outcome: Any) -> None:
+        """The datum's final state after its last attempt."""
         ok = outcome.status == "ok"
         state.status = "ran" if ok else "failed"
-        state.seconds = seconds
+        state.seconds = outcome.finished - outcome.started if outcome.finished else None
         state.outputs = tuple(sorted(outcome.records))
         state.error = "" if ok else outcome.error_message
         self.progress(
-            CallEvent(state.pipeline, state.key, state.status, seconds, state.error or None)
+            CallEvent(state.pipeline, state.key, state.status, state.seconds, state.error or None)
         )
+
+    def _record(self, state: DatumState, outcome: Any) -> CallRecord:
         d = state.datum
         return CallRecord(
             key=state.key,
             step=state.pipeline,
             fingerprint=self.planner.fingerprint,
             run_id=self.run_id,
-            status="ok" if ok else "failed",
+            status="ok" if outcome.status == "ok" else "failed",
             store=self.store.url,
             params={
                 "datum": d.id,
@@ -336,10 +336,11 @@ class _Execution:
             outputs=outcome.records,
             started=outcome.started,
             finished=outcome.finished,
-            host=socket.gethostname(),
+            host=getattr(outcome, "host", "") or socket.gethostname(),
             pid=outcome.pid,
             stdout=outcome.stdout,
             stderr=outcome.stderr,
+            log=getattr(outcome, "log", ""),
             error_type=outcome.error_type,
             error_message=outcome.error_message,
             traceback=outcome.traceback,
@@ -354,21 +355,10 @@ class _Execution:
                 self.store.delete(f"{s.pipeline}/{path}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def _outcome(future: cf.Future[Any], key: str) -> DatumOutcome:
-    try:
-        return future.result()
-    except Exception as exc:  # the executor lost the task (dead worker, cluster gone)
-        return DatumOutcome(key, "failed", error_type=type(exc).__name__, error_message=str(exc))
+def _failed(job: Job, message: str) -> CallOutcome:
+    now = time.time()
+    return CallOutcome(job.key, "failed", error_type="CallTimeout", error_message=message,
+                       started=now, finished=now)  # fmt: skip
 
 
 __all__ = [

@@ -137,7 +137,7 @@ def run_datum(task: DatumTask, store: Store) -> DatumOutcome:
             error_type=type(exc).__name__,
             error_message=str(exc) or type(exc).__name__,
             traceback=traceback.format_exc(),
-            stdout=out,
+            stdout=getattr(exc, "stdout_tail", out),
             stderr=stderr,
             started=started,
             finished=time.time(),
@@ -323,6 +323,7 @@ def _run_cmd(task: DatumTask, input_dir: Path, output_dir: Path) -> tuple[str, s
             f"code {done.returncode}; stderr: {err.strip() or '(empty)'}"
         )
         failure.stderr_tail = err
+        failure.stdout_tail = out
         raise failure
     return out, err
 
@@ -335,6 +336,7 @@ class CommandFailed(Exception):
     """A ``cmd`` transform exited non-zero; the message carries its stderr tail."""
 
     stderr_tail: str = ""
+    stdout_tail: str = ""
 
 
 # --- identity (driver side) ------------------------------------------------------------------

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_sha256"
-down_revision = "0001"
+down_revision = "0002_call_logs"
 branch_labels = None
 depends_on = None
 
