@@ -36,8 +36,15 @@ browser:  ## Debian's chromium and graphviz for the web UI's browser tests (apt-
 test: $(STAMP) lint browser  ## the whole test suite, with real services where configured
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
-bench: $(STAMP)  ## benchmarks; figures go to benchmarks/RESULTS.md
-	$(BIN)/python benchmarks/run.py
+# Snakemake (the peer of the spec benchmark) lives in a venv of its own: it pins
+# packaging<26, which celery[redis] cannot share.
+SNAKE := .venv-snakemake
+$(SNAKE)/bin/snakemake:
+	$(PYTHON) -m venv $(SNAKE)
+	$(SNAKE)/bin/python -m pip install --quiet 'snakemake>=8'
+
+bench: $(STAMP) $(SNAKE)/bin/snakemake  ## benchmarks; figures go to benchmarks/RESULTS.md
+	PATH="$$PATH:$(CURDIR)/$(SNAKE)/bin" $(BIN)/python benchmarks/run.py
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
