@@ -27,7 +27,14 @@ from databacked.store.base import (
     combined_etag,
     retrying,
 )
-from databacked.store.writers import DirectoryWriter, HashingWriter, SeekableWriter
+from databacked.store.folders import (
+    OLD_PREFIX,
+    WRITING_PREFIX,
+    DirectoryWriter,
+    interrupted_marker,
+    repair_folder,
+)
+from databacked.store.writers import HashingWriter, SeekableWriter
 
 
 class Store:
@@ -181,7 +188,13 @@ class Store:
         rel = self.check_path(relpath)
         full = self.full_path(rel)
         if self.is_local:
-            st = self._wrap("stat", rel, os.stat, full)
+            try:
+                st = self._wrap("stat", rel, os.stat, full)
+            except ArtifactNotFound:
+                # A folder swap killed half-way: put the previous version back, then read it.
+                if repair_folder(self, rel) is None:
+                    raise
+                st = self._wrap("stat", rel, os.stat, full)
             if stat.S_ISDIR(st.st_mode):
                 infos = list(self.list(rel))
                 newest = max([i.mtime_ns or 0 for i in infos], default=st.st_mtime_ns)
@@ -190,6 +203,11 @@ class Store:
         self.fs.invalidate_cache(full)
         raw = self._wrap("stat", rel, self.fs.info, full)
         if raw.get("type") == "directory":
+            if interrupted_marker(self, rel) is not None:
+                raise ArtifactNotFound(
+                    f"The folder {self.url}/{rel} is incomplete: a write of it was interrupted; "
+                    "run the step again, or repair with `databacked verify --repair`."
+                )
             infos = list(self.list(rel))
             if not infos:
                 raise ArtifactNotFound(f"No file at {self.url}/{rel}: the folder is empty.")
@@ -214,7 +232,9 @@ class Store:
                 try:
                     st = os.stat(head + rel)
                 except (FileNotFoundError, NotADirectoryError):
-                    out[rel] = None
+                    folder, _, name = (head + rel).rpartition("/")
+                    aside = f"{folder}/{OLD_PREFIX}{name}"  # a folder swap killed half-way
+                    out[rel] = self.info(rel) if os.path.lexists(aside) else None
                     continue
                 if stat.S_ISDIR(st.st_mode):
                     out[rel] = self.info(rel)
@@ -232,8 +252,10 @@ class Store:
                 listing = []
             found = {str(e["name"]).rstrip("/"): e for e in listing}
             for rel in members:
-                entry = found.get(self.full_path(rel))
-                if entry is None:
+                full = self.full_path(rel)
+                entry = found.get(full)
+                head, _, name = full.rpartition("/")
+                if entry is None or f"{head}/{WRITING_PREFIX}{name}" in found:
                     out[rel] = None
                 elif entry.get("type") == "directory":
                     out[rel] = self.info(rel)
