@@ -8,6 +8,7 @@ a dictionary lookup when no fault is asked for. Two environment variables arm th
 - ``DATABACKED_FAULT=name:ENOSPC`` (or ``:EIO``, any errno name, optionally ``@n``): an
   ``OSError`` with that errno is raised there, as a full or failing disk would.
 
+With ``DATABACKED_CRASHPOINT_LOG=file`` each injection appends one line there first.
 ``tests/reliability/`` hits every point in ``POINTS`` and resumes; a test checks that each
 name listed here is really called somewhere in the package, so the list cannot go stale.
 """
@@ -64,10 +65,20 @@ def crashpoint(name: str) -> None:
     with _lock:
         _hits[name] = count = _hits.get(name, 0) + 1
     if crash is not None and crash[0] == name and count == crash[1]:
+        _note(f"kill {name}@{count}")
         os.kill(os.getpid(), signal.SIGKILL)
     if fault is not None and fault[0] == name and count >= fault[1]:
         code = getattr(errno, fault[2] or "EIO", errno.EIO)
+        _note(f"{errno.errorcode.get(code, code)} {name}@{count}")
         raise OSError(code, f"{os.strerror(code)} (injected at {name})")
+
+
+def _note(line: str) -> None:
+    """Append what was injected to ``DATABACKED_CRASHPOINT_LOG``, so a campaign counts it."""
+    path = os.environ.get("DATABACKED_CRASHPOINT_LOG")
+    if path:
+        with open(path, "a") as log:
+            log.write(f"{os.getpid()} {line}\n")
 
 
 reload()

@@ -34,6 +34,7 @@ from databacked.catalog.records import (
     LineageRow,
     RunRow,
 )
+from databacked.crashpoints import crashpoint
 from databacked.errors import CatalogError
 
 DEFAULT_URL = "sqlite:///.databacked/catalog.db"
@@ -162,8 +163,10 @@ class Catalog:
         def write(conn: sa.Connection) -> None:
             calls.record(conn, done)
             calls.record_attempts(conn, other)
+            crashpoint("catalog.commit.before")
 
         self._run("record calls", write, write=True)
+        crashpoint("catalog.commit.after")
 
     def record_failures(self, records: Sequence[CallRecord]) -> None:
         """Append failed or skipped attempts to the history; never used as cache."""

@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from databacked.catalog.records import CallRecord
+from databacked.crashpoints import crashpoint
 from databacked.engine.cache import classify
 from databacked.engine.events import CallEvent
 from databacked.engine.files import FileHasher
@@ -266,6 +267,7 @@ class Scheduler:
             state.attempts += 1
             self.started[state.node.id] = time.time()
             self._emit(state, "running")
+        crashpoint("scheduler.submit")
         workers = max(1, getattr(self.executor, "max_workers", 1))
         chunk = _chunk_size(len(specs), workers, states[0].step.batch)
         if chunk <= 1:
@@ -365,6 +367,7 @@ class Scheduler:
             return
         batch, self.to_record = self.to_record, []
         self.store.sync()
+        crashpoint("scheduler.flush")
         self.catalog.record_calls(batch)
         finished = {r.key for r in batch if r.status == "ok"} & self.leased
         if finished:

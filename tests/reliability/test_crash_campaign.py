@@ -1,0 +1,111 @@
+"""SIGKILL at every numbered crash point, then resume: nothing corrupt is accepted, every
+recorded call is reused, and between kill and resume each target holds a complete version."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import HERE, Campaign
+
+from databacked.crashpoints import POINTS
+
+APP = str(HERE / "campaign_app.py")
+
+# (point, hit, executor, exchange): the fast subset covers each layer once.
+FAST = [
+    ("store.dir.swapped", 2, "inline", False),
+    ("store.file.staged", 4, "inline", True),
+    ("catalog.commit.before", 1, "inline", True),
+    ("scheduler.flush", 2, "inline", True),
+]
+SOAK_SCENARIOS = [
+    (point, hit, executor, exchange)
+    for point in POINTS.values()
+    for hit in (1, 2, 5)
+    for executor in ("inline", "processes")
+    for exchange in ((True, False) if point.startswith("store.dir") else (True,))
+]
+
+
+def _app(mode: str, folder: Path, version: int, executor: str, exchange: bool, **env: str):
+    argv = [sys.executable, APP, mode, str(folder), str(version), executor]
+    if not exchange:
+        argv.append("--no-exchange")
+    full = {**os.environ, "CAMPAIGN_COUNT_FILE": str(folder / "count"), **env}
+    for name in ("DATABACKED_CRASHPOINT", "DATABACKED_FAULT"):
+        if name not in env:
+            full.pop(name, None)
+    return subprocess.run(argv, env=full, capture_output=True, text=True, timeout=300)
+
+
+def run_scenarios(
+    folder: Path, scenarios: list[tuple[str, int, str, bool]], campaign: Campaign
+) -> list[str]:
+    """Run v1 cleanly, then each scenario as the next version: kill, then check + resume."""
+    folder.mkdir(exist_ok=True)
+    log = folder / "crashpoints.log"
+    first = _app("run", folder, 1, "inline", True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    failures = []
+    for version, (point, hit, executor, exchange) in enumerate(scenarios, start=2):
+        name = f"SIGKILL at {point}"
+        before = log.read_text().count("\n") if log.exists() else 0
+        killed = _app(
+            "run",
+            folder,
+            version,
+            executor,
+            exchange,
+            DATABACKED_CRASHPOINT=f"{point}@{hit}",
+            DATABACKED_CRASHPOINT_LOG=str(log),
+        )
+        faults = (log.read_text().count("\n") if log.exists() else 0) - before
+        if executor == "inline" and faults:
+            assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+        resumed = _app("check", folder, version, executor, exchange)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        report = json.loads(resumed.stdout.strip().splitlines()[-1])
+        bad = (
+            len(report["recomputed_recorded"])
+            + len(report["verify_corrupt"])
+            + len(report["verify_missing"])
+            + len(report["wrong_values"])
+            + len(report["unreadable_before_resume"])
+        )
+        if not report["ok"] or bad:
+            failures.append(f"{point}@{hit} {executor} exchange={exchange}: {report}")
+        campaign.add(
+            name,
+            runs=2,
+            faults=faults,
+            lost_or_corrupt=bad,
+            note=f"executors {executor}" + ("" if exchange else ", rename fallback"),
+        )
+    return failures
+
+
+def test_every_point_is_called_in_the_package() -> None:
+    source = "".join(
+        p.read_text() for p in (HERE.parents[1] / "src" / "databacked").rglob("*.py")
+    )
+    for name in POINTS.values():
+        assert f'crashpoint("{name}")' in source, name
+
+
+def test_crash_points_fast_subset(tmp_path: Path, campaign: Campaign) -> None:
+    failures = run_scenarios(tmp_path / "c", FAST, campaign)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("chunk", range(4))
+def test_crash_points_soak(tmp_path: Path, campaign: Campaign, chunk: int) -> None:
+    scenarios = SOAK_SCENARIOS[chunk::4]
+    failures = run_scenarios(tmp_path / "c", scenarios, campaign)
+    assert not failures, "\n".join(failures)
