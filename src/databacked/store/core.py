@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -155,24 +156,48 @@ class Store:
     # --- error boundary ------------------------------------------------------------------------
 
     def _wrap(self, action: str, relpath: str, fn: Callable[..., _T], *args: Any, **kw: Any) -> _T:
-        where = f"{self.url}/{relpath}" if relpath else self.url
         try:
             return retrying(lambda: fn(*args, **kw))
         except DatabackedError:
             raise
-        except FileNotFoundError as exc:
-            raise ArtifactNotFound(
-                f"No file at {where}: check the path, or run the step that writes it."
-            ) from exc
-        except PermissionError as exc:
-            raise StoreError(
-                f"Permission denied to {action} {where}: check access rights or credentials."
-            ) from exc
         except Exception as exc:
-            raise StoreError(
-                f"Could not {action} {where} ({type(exc).__name__}: {exc}); check that the store "
-                "is reachable and retry."
-            ) from exc
+            raise self._error(action, relpath, exc) from exc
+
+    def _error(self, action: str, relpath: str, exc: BaseException) -> DatabackedError:
+        """The one-sentence error for a failed store operation (the cause is chained)."""
+        where = f"{self.url}/{relpath}" if relpath else self.url
+        if isinstance(exc, DatabackedError):
+            return exc
+        if isinstance(exc, FileNotFoundError):
+            return ArtifactNotFound(
+                f"No file at {where}: check the path, or run the step that writes it."
+            )
+        if isinstance(exc, PermissionError):
+            return StoreError(
+                f"Permission denied to {action} {where}: check access rights or credentials."
+            )
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return StoreError(
+                f"Could not {action} {where}: {exc.strerror or exc}; free space on the store's "
+                "disk and run again (the previous version of the file is intact)."
+            )
+        if isinstance(exc, OSError) and exc.errno is None and "written" in str(exc):
+            # numpy's tofile (tifffile) reports a short write without an errno
+            free = _free_bytes(self._root) if self.is_local else None
+            return StoreError(
+                f"Could not {action} {where}: the disk took only part of the bytes ({exc}; "
+                f"{'unknown' if free is None else free} bytes free): free space on the "
+                "store's disk and run again (the previous version of the file is intact)."
+            )
+        if isinstance(exc, OSError) and exc.errno == errno.EIO:
+            return StoreError(
+                f"Could not {action} {where}: input/output error ({exc}); check the disk or "
+                "mount, then run again (the previous version of the file is intact)."
+            )
+        return StoreError(
+            f"Could not {action} {where} ({type(exc).__name__}: {exc}); check that the store "
+            "is reachable and retry."
+        )
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -402,3 +427,11 @@ class Store:
             self._pending = set()
         if self.durability == "batch" and self.is_local and os.path.isdir(self._root):
             _syncfs(self._root)
+
+
+def _free_bytes(folder: str) -> int | None:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize

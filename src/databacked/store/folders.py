@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import blake3
 
 from databacked.crashpoints import crashpoint
+from databacked.errors import DatabackedError
 from databacked.hashing import _directory_hash, _local_file_hash, _stream_hash
 from databacked.store.base import STAGING_PREFIX, WriteResult, _fsync_dir, _fsync_tree
 
@@ -165,6 +166,8 @@ class DirectoryWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
             self._discard()
+            if isinstance(exc, OSError) and not isinstance(exc, DatabackedError):
+                raise self._store._error("write", self.relpath, exc) from exc
             return
         try:
             crashpoint("store.dir.staged")
@@ -173,8 +176,10 @@ class DirectoryWriter:
                 self._swap_local()
             else:
                 self._swap_remote()
-        except BaseException:
+        except BaseException as failure:
             self._discard()
+            if isinstance(failure, OSError) and not isinstance(failure, DatabackedError):
+                raise self._store._error("write", self.relpath, failure) from failure
             raise
         info = self._store.info(self.relpath)
         self.result = WriteResult(self.relpath, size, digest, info.stamp)

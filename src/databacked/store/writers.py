@@ -11,6 +11,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from databacked.crashpoints import crashpoint
+from databacked.errors import DatabackedError
 from databacked.hashing import StreamHasher, hash_file
 from databacked.store.base import _SPOOL_LIMIT, STAGING_PREFIX, WriteResult
 
@@ -23,6 +24,17 @@ def _staging_file(store: Store, relpath: str) -> str:
     folder, name = os.path.split(store.full_path(relpath))
     store._wrap("create the folder of", relpath, os.makedirs, folder, exist_ok=True)
     return os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
+
+
+def _committed(writer: HashingWriter | SeekableWriter) -> WriteResult:
+    """The writer's commit, with a full or failing disk (ENOSPC at close or fsync) said as a
+    StoreError; the temporary file is removed by the caller, the old version stays."""
+    try:
+        return writer._commit()
+    except DatabackedError:
+        raise
+    except OSError as exc:
+        raise writer._store._error("write", writer.path, exc) from exc
 
 
 class HashingWriter(io.RawIOBase):
@@ -43,8 +55,11 @@ class HashingWriter(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        crashpoint("store.file.write")
-        self._sink.write(view)
+        try:
+            crashpoint("store.file.write")
+            self._sink.write(view)
+        except OSError as exc:  # a full or failing disk: say so, the old version stays
+            raise self._store._error("write", self.path, exc) from exc
         self._hasher.update(view)
         if isinstance(self._sink, io.BytesIO) and self._hasher.size > _SPOOL_LIMIT:
             self._spill()
@@ -74,7 +89,7 @@ class HashingWriter(io.RawIOBase):
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             if exc_type is None:
-                self.result = self._commit()
+                self.result = _committed(self)
         finally:
             self._cleanup()
             io.RawIOBase.close(self)
@@ -148,7 +163,9 @@ class SeekableWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             if exc_type is None:
-                self.result = self._commit()
+                self.result = _committed(self)
+            elif isinstance(exc, OSError) and not isinstance(exc, DatabackedError):
+                raise self._store._error("write", self.path, exc) from exc
         finally:
             with contextlib.suppress(Exception):
                 if self.file is not None and not self.file.closed:
