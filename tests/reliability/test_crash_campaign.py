@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HERE, Campaign
+from reliability_report import Campaign
 
 from databacked.crashpoints import POINTS
 
+HERE = Path(__file__).parent
 APP = str(HERE / "campaign_app.py")
 
 # (point, hit, executor, exchange): the fast subset covers each layer once.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Campaign
+from reliability_report import Campaign
 
 import databacked as db
 from databacked import crashpoints
@@ -34,7 +34,7 @@ POINTS = {
     "i.ome.tiff": ["store.file.staged"],
     "z.ome.zarr": ["store.dir.write", "store.dir.staged"],
 }
-CASES = [(name, point, code) for name in VALUES for point in POINTS[name] for code in ("ENOSPC", "EIO")]
+CASES = [(n, point, code) for n in VALUES for point in POINTS[n] for code in ("ENOSPC", "EIO")]
 
 
 @pytest.fixture
