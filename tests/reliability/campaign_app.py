@@ -62,8 +62,11 @@ def blob(i: int, version: int) -> np.ndarray:
 @db.step(target="summary.json")
 def summary(version: int, tables: list[pd.DataFrame], blobs: list[np.ndarray]) -> dict:
     _count("summary", "-", version)
-    return {"version": version, "totals": [int(t["total"].sum()) for t in tables],
-            "blobs": [int(b[0]) for b in blobs]}
+    return {
+        "version": version,
+        "totals": [int(t["total"].sum()) for t in tables],
+        "blobs": [int(b[0]) for b in blobs],
+    }
 
 
 @db.pipeline

@@ -46,4 +46,3 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not target or not _CAMPAIGN.rows:
         return
     Path(target).write_text(render(_CAMPAIGN, exitstatus, time.time() - _STARTED))
-

@@ -92,9 +92,7 @@ def run_scenarios(
 
 
 def test_every_point_is_called_in_the_package() -> None:
-    source = "".join(
-        p.read_text() for p in (HERE.parents[1] / "src" / "databacked").rglob("*.py")
-    )
+    source = "".join(p.read_text() for p in (HERE.parents[1] / "src" / "databacked").rglob("*.py"))
     for name in POINTS.values():
         assert f'crashpoint("{name}")' in source, name
 
