@@ -56,14 +56,33 @@ def _data(array: Any, file: Any) -> Any:
     return _pages(array)
 
 
-def _file_axes(fmt: Format, store: Any, path: str) -> str | None:
-    """The axes tifffile wrote into the file (from the header only), None if unusual."""
+def _guard(store: Any, path: str, tif: Any) -> None:
+    """Refuse, from the header alone, a first series too big to be real or to fit in memory
+    (a hostile header must not make numpy allocate its declared size)."""
+    from databacked.formats.limits import check_declared
+
+    series = tif.series[0]
+    plain = series.keyframe.compression == 1  # uncompressed: pixels cannot outgrow the file
+    check_declared(
+        "TIFF image",
+        store.uri(path),
+        series.shape,
+        series.dtype.itemsize,
+        stored_bytes=tif.filehandle.size if plain else None,
+    )
+
+
+def _file_axes(fmt: Format, store: Any, path: str, *, guard: bool = False) -> str | None:
+    """The axes tifffile wrote into the file (from the header only), None if unusual;
+    with ``guard``, the declared size is checked too (before a whole-image read)."""
     import tifffile
 
     from databacked.formats.base import corrupt
 
     try:
         with store.open(path) as file, tifffile.TiffFile(file) as tif:
+            if guard:
+                _guard(store, path, tif)
             axes = tif.series[0].axes.upper()
     except (tifffile.TiffFileError, ValueError, IndexError) as exc:
         raise corrupt(fmt, store, path, exc) from exc
@@ -83,6 +102,7 @@ def _read_by_axes(fmt: Format, store: Any, path: str, dims: str | None) -> Any:
 
     try:
         with store.open(path) as file, tifffile.TiffFile(file) as tif:
+            _guard(store, path, tif)
             series = tif.series[0]
             axes = series.axes.upper()
             if dims is not None and dims != axes:
@@ -126,9 +146,10 @@ class Tiff(Format):
         from databacked.formats.base import corrupt
 
         try:
-            with store.open(path) as file:
-                return tifffile.imread(file)
-        except (tifffile.TiffFileError, ValueError) as exc:
+            with store.open(path) as file, tifffile.TiffFile(file) as tif:
+                _guard(store, path, tif)
+                return tif.asarray()
+        except (tifffile.TiffFileError, ValueError, IndexError) as exc:
             raise corrupt(self, store, path, exc) from exc
 
 
@@ -216,8 +237,8 @@ class OmeTiff(Format):
             pixels = _read_by_axes(self, store, path, self.options["dims"])
             if pixels is not None:
                 return pixels
-        dims = self.options["dims"] or _file_axes(self, store, path)
-        return read_image(self, store, path, dims=dims, lazy=lazy)
+        axes = _file_axes(self, store, path, guard=not lazy)
+        return read_image(self, store, path, dims=self.options["dims"] or axes, lazy=lazy)
 
     def read_metadata(self, store: Any, path: str) -> dict[str, Any]:
         from databacked.formats.images import image_metadata
