@@ -266,6 +266,10 @@ class Catalog:
         ordered = None if keys is None else sorted(set(keys))
         self._run("release leases", lambda c: leases.release(c, ordered, owner), write=True)
 
+    def live_leases(self) -> list[LeaseRow]:
+        """Every unexpired lease, of any driver: what is being computed now (gc spares it)."""
+        return self._run("read leases", leases.all_live)
+
     def leases_of_others(
         self, keys: Iterable[str], owner: str | None = None
     ) -> dict[str, LeaseRow]:
