@@ -1,8 +1,14 @@
 """TIFF and OME-TIFF: written by tifffile, read back through bioio.
 
 The OME-XML is produced by tifffile from a metadata dict, never written by hand. Outputs are
-byte-deterministic: no DateTime tag, and the OME UUID is derived from the image's shape, dtype
-and metadata (not random), so writing the same array twice gives the same content hash.
+byte-deterministic: no DateTime tag, and the OME UUID is derived from the content -- the
+pixels (hashed as they stream to tifffile) and the metadata -- so writing the same image twice
+gives the same file, and two different images never share a UUID. tifffile writes the OME-XML
+with a placeholder UUID of the same length, which is then overwritten in place.
+
+TIFF files are the one local output still hashed by reading back: tifffile seeks back to patch
+offsets, so the bytes do not stream out in order. The finished file is hashed once from the
+page cache (memory-mapped, all cores); ``make bench`` reports that cost (``formats`` section).
 """
 
 from __future__ import annotations
@@ -44,6 +50,44 @@ def _pages(array: Any) -> Any:
     for index in itertools.product(*(range(n) for n in lead)):
         plane = array[index]
         yield plane.compute() if compute else plane
+
+
+class _PixelHash:
+    """blake3 of the pixels in the order tifffile receives them (whole array or planes)."""
+
+    def __init__(self) -> None:
+        import blake3
+
+        self._h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+
+    def update(self, array: Any) -> Any:
+        import numpy as np
+
+        self._h.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+        return array
+
+    def pages(self, pages: Any) -> Any:
+        for plane in pages:
+            yield self.update(plane)
+
+    def hexdigest(self) -> str:
+        return str(self._h.hexdigest())
+
+
+def _stamp_uuid(file: Any, placeholder: str, final: str) -> None:
+    """Overwrite the placeholder UUID in the OME-XML of the finished file (same length)."""
+    import tifffile
+
+    file.seek(0)
+    with tifffile.TiffFile(file) as tif:
+        tag = tif.pages.first.tags["ImageDescription"]
+        offset, text = tag.valueoffset, tag.value
+    at = text.find(placeholder)
+    if at < 0 or len(final) != len(placeholder):
+        raise ValueError("tifffile wrote no OME UUID where databacked expected one")
+    file.seek(offset + len(text[:at].encode()))
+    file.write(final.encode())
+    file.seek(0, 2)
 
 
 def _data(array: Any, file: Any) -> Any:
@@ -212,7 +256,10 @@ class OmeTiff(Format):
         }
         if "channel_names" in meta:
             ome["Channel"] = {"Name": meta["channel_names"]}
-        ome["UUID"] = str(uuid.uuid5(_UUID_NAMESPACE, json.dumps(meta, sort_keys=True)))
+        described = json.dumps(meta, sort_keys=True)
+        placeholder = str(uuid.uuid5(_UUID_NAMESPACE, "placeholder\0" + described))
+        ome["UUID"] = placeholder
+        pixels = _PixelHash()
         rgb = meta["dims"].endswith("S")
         kwargs: dict[str, Any] = {
             "metadata": ome,
@@ -221,15 +268,14 @@ class OmeTiff(Format):
         }
         with tifffile.TiffWriter(file, ome=True) as writer:
             if rgb:
-                writer.write(np.asarray(value), **kwargs)
+                writer.write(pixels.update(np.asarray(value)), **kwargs)
             else:
                 # pages come one by one from an iterator (a dask array is never all in memory)
-                writer.write(
-                    _data(value, file),
-                    shape=tuple(value.shape),
-                    dtype=value.dtype,
-                    **kwargs,
-                )
+                data = _data(value, file)
+                data = pixels.update(data) if isinstance(data, np.ndarray) else pixels.pages(data)
+                writer.write(data, shape=tuple(value.shape), dtype=value.dtype, **kwargs)
+        content = str(uuid.uuid5(_UUID_NAMESPACE, f"{described}\0{pixels.hexdigest()}"))
+        _stamp_uuid(file, placeholder, content)
         return meta
 
     def read(self, store: Any, path: str, *, lazy: bool = False) -> Any:
