@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean help
+.PHONY: install demo test lint bench soak clean help
 
 help:  ## show the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,6 +28,12 @@ lint: $(STAMP)  ## ruff and the import-layer contract
 
 test: $(STAMP) lint  ## the whole test suite, with real services where configured
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+soak: $(STAMP)  ## the whole fault-injection campaign (< 30 min on 2 cores); figures go to RELIABILITY.md
+	DATABACKED_SOAK=1 DATABACKED_RELIABILITY_REPORT=RELIABILITY.md \
+	DATABACKED_TEST_POSTGRES_URL=$${DATABACKED_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
+	DATABACKED_TEST_MYSQL_URL=$${DATABACKED_TEST_MYSQL_URL:-mysql+pymysql://root@127.0.0.1:3306/test} \
+	$(BIN)/python -m pytest tests/reliability -q -p no:cacheprovider
 
 bench: $(STAMP)  ## benchmarks; figures go to benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/run.py

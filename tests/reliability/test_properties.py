@@ -20,7 +20,7 @@ from databacked.executors.wire import Limits, read_tar, write_tar
 from databacked.specs.loading import load_text
 
 SOAK = os.environ.get("DATABACKED_SOAK") == "1"
-EXAMPLES = 3000 if SOAK else 120
+EXAMPLES = 2000 if SOAK else 100
 SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
