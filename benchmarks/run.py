@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                      # every section, figures to benchmarks/RESULTS.md
     python benchmarks/run.py --only pipeline      # one section (import, hashing, formats,
-                                                  # catalog, pipeline, scale)
+                                                  # catalog, pipeline, scale, writes)
     PEERS=dask-processes,snakemake-threads python benchmarks/run.py --only pipeline
 
 Absolute times on a shared 2-core machine are noise; every figure here is a ratio against a
@@ -382,7 +382,17 @@ def main() -> int:
     peers = [p for p in os.environ.get("PEERS", "").split(",") if p]
     wanted = set(
         args.only
-        or ["import", "hashing", "formats", "catalog", "pipeline", "scale", "executors", "specs"]
+        or [
+            "import",
+            "hashing",
+            "formats",
+            "catalog",
+            "pipeline",
+            "scale",
+            "executors",
+            "specs",
+            "writes",
+        ]
     )
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="databacked-bench-") as tmp:
@@ -396,6 +406,7 @@ def main() -> int:
             ("scale", lambda: section_scale(work, args.full)),
             ("executors", lambda: section_module("bench_executors")),
             ("specs", lambda: section_module("bench_specs")),
+            ("writes", lambda: section_module("bench_writes")),
         ]
         for name, section in plan:
             if name in wanted:
