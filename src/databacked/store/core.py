@@ -226,13 +226,13 @@ class Store:
                 return FileInfo(rel, sum(i.size for i in infos), newest, None, st.st_ino)
             return FileInfo(rel, st.st_size, st.st_mtime_ns, None, st.st_ino)
         self.fs.invalidate_cache(full)
-        raw = self._wrap("stat", rel, self.fs.info, full)
+        try:
+            raw = self._wrap("stat", rel, self.fs.info, full)
+        except ArtifactNotFound:
+            self._refuse_interrupted(rel)
+            raise
         if raw.get("type") == "directory":
-            if interrupted_marker(self, rel) is not None:
-                raise ArtifactNotFound(
-                    f"The folder {self.url}/{rel} is incomplete: a write of it was interrupted; "
-                    "run the step again, or repair with `databacked verify --repair`."
-                )
+            self._refuse_interrupted(rel)
             infos = list(self.list(rel))
             if not infos:
                 raise ArtifactNotFound(f"No file at {self.url}/{rel}: the folder is empty.")
@@ -241,6 +241,14 @@ class Store:
                 return FileInfo(rel, size, None, combined_etag(infos), None)
             return FileInfo(rel, size, max(i.mtime_ns or 0 for i in infos), None, None)
         return self._remote_info(rel, raw)
+
+    def _refuse_interrupted(self, rel: str) -> None:
+        """A folder whose replacement was killed half-way counts as missing (object stores)."""
+        if interrupted_marker(self, rel) is not None:
+            raise ArtifactNotFound(
+                f"The folder {self.url}/{rel} is incomplete: a write of it was interrupted; "
+                "run the step again, or repair it with `databacked verify --repair`."
+            )
 
     def _remote_info(self, rel: str, raw: dict[str, Any]) -> FileInfo:
         etag = raw.get("ETag") or raw.get("etag")
