@@ -88,6 +88,7 @@ def test_eight_drivers_sqlite(tmp_path: Path, campaign: Campaign) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("database", ["sqlite", "postgres", "mysql"])
 @pytest.mark.parametrize("round_", range(3))
 def test_eight_drivers_soak(

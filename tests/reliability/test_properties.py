@@ -167,6 +167,7 @@ def _one(name: str, n: int):
     return _named(name=name, n=n)
 
 
+@pytest.mark.timeout(1800)
 @SETTINGS
 @given(name=st.text(max_size=40), n=st.integers())
 def test_target_templates_stay_in_the_store(

@@ -100,6 +100,7 @@ def test_s3_fault_proxy_fast(s3_endpoint: str, campaign: Campaign) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("seed", range(2, 6))
 def test_s3_fault_proxy_soak(s3_endpoint: str, campaign: Campaign, seed: int) -> None:
     run_scenario(s3_endpoint, campaign, seed=seed, files=40, folders=6, big=seed % 2 == 0)
