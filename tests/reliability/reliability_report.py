@@ -23,6 +23,7 @@ class Campaign:
 
     rows: dict[str, Row] = field(default_factory=dict)
     examples: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
 
     def add(
         self,
@@ -71,6 +72,8 @@ def render(campaign: Campaign, exitstatus: int, seconds: float) -> str:
             f"| {row.scenario} | {row.runs} | {row.faults} | {row.lost_or_corrupt} | "
             f"{row.twice} | {'; '.join(row.notes)} |"
         )
+    if campaign.failures:
+        lines += ["", "## Failed tests", ""] + [f"- `{name}`" for name in campaign.failures]
     if campaign.examples:
         lines += ["", "## Property tests (hypothesis)", "", "| property | examples |", "|---|---:|"]
         for name, count in sorted(campaign.examples.items()):

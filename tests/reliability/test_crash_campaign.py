@@ -3,6 +3,7 @@ recorded call is reused, and between kill and resume each target holds a complet
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -35,7 +36,12 @@ SOAK_SCENARIOS = [
 CHUNKS = 6
 
 
-def _app(mode: str, folder: Path, version: int, executor: str, exchange: bool, **env: str):
+def _app(
+    mode: str, folder: Path, version: int, executor: str, exchange: bool, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the campaign app in its own process group; afterwards the group is killed, so
+    pool workers orphaned by a SIGKILLed driver (loky keeps idle workers for minutes)
+    neither hold its output pipes open nor outlive the scenario."""
     argv = [sys.executable, APP, mode, str(folder), str(version), executor]
     if not exchange:
         argv.append("--no-exchange")
@@ -43,7 +49,17 @@ def _app(mode: str, folder: Path, version: int, executor: str, exchange: bool, *
     for name in ("DATABACKED_CRASHPOINT", "DATABACKED_FAULT"):
         if name not in env:
             full.pop(name, None)
-    return subprocess.run(argv, env=full, capture_output=True, text=True, timeout=300)
+    out, err = folder / f"{mode}-{version}.out", folder / f"{mode}-{version}.err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        proc = subprocess.Popen(
+            argv, env=full, stdout=stdout, stderr=stderr, start_new_session=True
+        )
+        try:
+            proc.wait(timeout=600)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(argv, proc.returncode, out.read_text(), err.read_text())
 
 
 def run_scenarios(
