@@ -143,7 +143,7 @@ db.OmeZarr(dims="CYX", chunks=(1, 8, 8)).write(value, store, "img.ome.zarr")
     [
         pytest.param("store.dir.write", marks=pytest.mark.soak),
         pytest.param("store.dir.staged", marks=pytest.mark.soak),
-        "store.dir.swapped",
+        pytest.param("store.dir.swapped", marks=pytest.mark.soak),  # fast: test_store_folders
     ],
 )
 def test_sigkill_during_an_s3_folder_write(
