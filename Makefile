@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean help browser
+.PHONY: install demo test lint bench soak clean help browser
 
 help:  ## show the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,6 +35,12 @@ browser:  ## Debian's chromium and graphviz for the web UI's browser tests (apt-
 
 test: $(STAMP) lint browser  ## the whole test suite, with real services where configured
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+soak: $(STAMP)  ## the whole fault-injection campaign (< 30 min on 2 cores); figures go to RELIABILITY.md
+	DATABACKED_SOAK=1 DATABACKED_RELIABILITY_REPORT=RELIABILITY.md \
+	DATABACKED_TEST_POSTGRES_URL=$${DATABACKED_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
+	DATABACKED_TEST_MYSQL_URL=$${DATABACKED_TEST_MYSQL_URL:-mysql+pymysql://root@127.0.0.1:3306/test} \
+	$(BIN)/python -m pytest tests/reliability -q -p no:cacheprovider
 
 # Snakemake (the peer of the spec benchmark) lives in a venv of its own: it pins
 # packaging<26, which celery[redis] cannot share.

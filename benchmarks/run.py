@@ -3,7 +3,7 @@
     python benchmarks/run.py                      # every section, figures to benchmarks/RESULTS.md
     python benchmarks/run.py --only pipeline      # one section (import, hashing, formats,
                                                   # catalog, pipeline, scale, executors,
-                                                  # specs, ui)
+                                                  # specs, ui, writes)
     PEERS=dask-processes,snakemake-threads python benchmarks/run.py --only pipeline
 
 Absolute times on a shared 2-core machine are noise; every figure here is a ratio against a
@@ -385,7 +385,7 @@ def main() -> int:
         args.only
         or [
             *("import", "hashing", "formats", "catalog", "pipeline", "scale", "executors"),
-            *("specs", "provenance", "analysisrun", "ui", "prefect"),
+            *("specs", "provenance", "analysisrun", "ui", "prefect", "writes"),
         ]
     )
     rows: list[dict] = []
@@ -404,6 +404,7 @@ def main() -> int:
             ("analysisrun", lambda: section_module("bench_analysisrun")),
             ("ui", lambda: section_module("bench_ui")),
             ("prefect", lambda: section_module("bench_prefect")),
+            ("writes", lambda: section_module("bench_writes")),
         ]
         for name, section in plan:
             if name in wanted:

@@ -35,6 +35,7 @@ from databacked.catalog.records import (
     LineageRow,
     RunRow,
 )
+from databacked.crashpoints import crashpoint
 from databacked.errors import CatalogError
 from databacked.secrets import redact as redact_secrets
 
@@ -165,8 +166,10 @@ class Catalog:
         def write(conn: sa.Connection) -> None:
             calls.record(conn, done)
             calls.record_attempts(conn, other)
+            crashpoint("catalog.commit.before")
 
         self._run("record calls", write, write=True)
+        crashpoint("catalog.commit.after")
 
     def record_failures(self, records: Sequence[CallRecord]) -> None:
         """Append failed or skipped attempts to the history; never used as cache."""
@@ -294,6 +297,10 @@ class Catalog:
         """Give back ``owner``'s leases on ``keys`` (None: all of them)."""
         ordered = None if keys is None else sorted(set(keys))
         self._run("release leases", lambda c: leases.release(c, ordered, owner), write=True)
+
+    def live_leases(self) -> list[LeaseRow]:
+        """Every unexpired lease, of any driver: what is being computed now (gc spares it)."""
+        return self._run("read leases", leases.all_live)
 
     def leases_of_others(
         self, keys: Iterable[str], owner: str | None = None

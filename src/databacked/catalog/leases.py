@@ -101,4 +101,21 @@ def live_leases(
     return found
 
 
-__all__ = ["acquire", "live_leases", "release", "renew"]
+def all_live(conn: sa.Connection) -> list[LeaseRow]:
+    """Every unexpired lease: the calls some driver is computing right now."""
+    query = sa.select(leases).where(leases.c.expires >= time.time())
+    return [
+        LeaseRow(
+            key=row["key"],
+            owner=row["owner"],
+            host=row["host"] or "",
+            pid=row["pid"],
+            acquired=row["acquired"],
+            heartbeat=row["heartbeat"],
+            expires=row["expires"],
+        )
+        for row in conn.execute(query).mappings()
+    ]
+
+
+__all__ = ["acquire", "all_live", "live_leases", "release", "renew"]

@@ -30,6 +30,14 @@ def register(app: typer.Typer) -> None:
 
 def verify(
     prefix: Annotated[str, typer.Argument(help="Only artifacts under this path.")] = "",
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Undo folder writes a kill interrupted, and forget the calls of corrupt or "
+            "missing outputs so the next run recomputes them.",
+        ),
+    ] = False,
     store: StoreOption = None,
     catalog: CatalogOption = None,
 ) -> None:
@@ -39,7 +47,9 @@ def verify(
     config = settings(store=store, catalog=catalog)
     the_store = open_store(config)
     with open_catalog(config, create=False) as cat, console.status("Re-hashing artifacts..."):
-        report = housekeeping.verify(the_store, cat, prefix=prefix)
+        report = housekeeping.verify(the_store, cat, prefix=prefix, repair=repair)
+    for line in report.repaired:
+        console.print(f"[cyan]repaired[/cyan] {line}", highlight=False)
     for path in report.corrupt:
         console.print(f"[red]corrupt[/red]  {path}", highlight=False)
     for path in report.missing:
@@ -49,7 +59,8 @@ def verify(
         return
     console.print(
         f"{report.checked} artifacts checked: {len(report.corrupt)} corrupt, "
-        f"{len(report.missing)} missing. Their calls run again on the next run."
+        f"{len(report.missing)} missing. Their calls run again on the next run"
+        + (" (their cache entries are forgotten)." if repair else "; --repair forgets them.")
     )
     raise typer.Exit(1)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from databacked.catalog.records import CallRecord
+from databacked.crashpoints import crashpoint
 from databacked.engine import journal, preflight
 from databacked.engine.cancel import RunCancelled, Stop, on_signals
 from databacked.engine.events import CallEvent
@@ -309,6 +310,7 @@ class Dispatcher:
         for job in chunk:
             job.started = now
         tasks = [j.task for j in chunk]
+        crashpoint("scheduler.submit")
         future = self.executor.submit(run_batch, tasks, self.store, self.journal_id)
         self.futures[future] = chunk
         needs = chunk[0].resources
@@ -423,6 +425,7 @@ class Dispatcher:
             return
         batch, self.records = self.records, []
         self.store.sync()
+        crashpoint("scheduler.flush")
         self.catalog.record_calls(batch)
         ok = {r.key for r in batch if r.status == "ok"}
         finished, self.releasable = self.releasable & ok, self.releasable - ok

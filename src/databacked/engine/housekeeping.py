@@ -1,9 +1,13 @@
 """Housekeeping over a store and its catalog: verify, gc, forget.
 
 ``verify`` re-hashes every artifact the catalog knows in a store and reports the corrupt and
-the missing ones. ``gc`` removes files in the store's object area that no catalog row
-references, plus staging leftovers of killed runs. ``forget`` drops cache entries so their
-calls compute again. The CLI's ``verify``, ``gc`` and ``forget`` commands are thin wrappers.
+the missing ones; with ``repair=True`` it first undoes folder writes that were killed half-way
+(the previous local version put back, a half-copied object-store folder removed) and then
+forgets the calls whose outputs are corrupt or missing, so the next run recomputes them.
+``gc`` removes files in the store's object area that no catalog row references, plus staging
+leftovers of killed runs, but never a file a call holding a live lease may have written.
+``forget`` drops cache entries so their calls compute again. The CLI's ``verify``, ``gc`` and
+``forget`` commands are thin wrappers.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from databacked.errors import ArtifactNotFound, ConfigError
-from databacked.store import STAGING_PREFIX
+from databacked.store import STAGING_PREFIX, interrupted, repair_folder
+from databacked.store.folders import OLD_PREFIX, WRITING_PREFIX
 
 if TYPE_CHECKING:
     from databacked.catalog import Catalog
@@ -27,6 +32,9 @@ OBJECTS = ".databacked/objects/"
 """Where outputs without a target live; gc removes unreferenced files here by default."""
 STAGING_AGE = 3600.0
 """Seconds after which a staging leftover belongs to a dead writer, not a running one."""
+CLOCK_SLACK = 300.0
+"""Seconds of clock difference between hosts that gc allows for when it spares the files
+written since the oldest live lease was taken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +47,8 @@ class VerifyReport:
     """Paths whose content hash differs from the recorded one."""
     missing: tuple[str, ...] = ()
     """Paths the catalog knows but the store no longer holds."""
+    repaired: tuple[str, ...] = ()
+    """With ``repair``: ``"path: what was done"`` for each repair."""
 
     @property
     def ok(self) -> bool:
@@ -68,13 +78,17 @@ def verify(
     prefix: str = "",
     threads: int = 8,
     progress: Callable[[str], None] | None = None,
+    repair: bool = False,
 ) -> VerifyReport:
     """Re-hash every artifact the catalog holds for ``store`` (under ``prefix``).
 
     Hashing is spread over a few threads: blake3 releases the GIL and small files are
-    dominated by I/O latency, especially on object stores.
+    dominated by I/O latency, especially on object stores. ``repair`` first undoes killed
+    folder swaps, then forgets the calls of corrupt or missing outputs (they run again).
     """
-    wanted = {row.path: row.hash for row in catalog.artifacts(store.url, prefix or None)}
+    repaired = [f"{p}: {what}" for p, what in _repair_folders(store, prefix)] if repair else []
+    rows = catalog.artifacts(store.url, prefix or None)
+    wanted = {row.path: row.hash for row in rows}
     corrupt: list[str] = []
     missing: list[str] = []
 
@@ -92,7 +106,28 @@ def verify(
                 corrupt.append(path)
             if progress is not None:
                 progress(path)
-    return VerifyReport(checked=len(wanted), corrupt=tuple(corrupt), missing=tuple(missing))
+    if repair:
+        keys = {row.path: row.key for row in rows if row.key}
+        for path in [*corrupt, *missing]:
+            key = keys.get(path)
+            if key and catalog.forget(key=key):
+                repaired.append(f"{path}: forgot its call, so the next run computes it again")
+    return VerifyReport(
+        checked=len(wanted),
+        corrupt=tuple(corrupt),
+        missing=tuple(missing),
+        repaired=tuple(repaired),
+    )
+
+
+def _repair_folders(store: Store, prefix: str) -> list[tuple[str, str]]:
+    """Undo folder swaps that a kill interrupted (one listing of the store)."""
+    done = []
+    for path in interrupted(store, prefix):
+        what = repair_folder(store, path)
+        if what is not None:
+            done.append((path, what))
+    return done
 
 
 def gc(
@@ -108,13 +143,24 @@ def gc(
 
     With ``everywhere=True`` any file in the store that no catalog row references goes,
     not only those under ``.databacked/objects/`` (inputs the catalog never recorded too).
+    A file that a call holding a live lease may have written (its key in the path, or
+    written since the oldest live lease was taken) is kept: its row is not committed yet.
+    Folder writes killed half-way are repaired first (or, dry, reported), never collected.
     """
+    if not dry_run:
+        _repair_folders(store, "")
     referenced = catalog.referenced_paths(store.url)
-    cutoff = (time.time() if now is None else now) - staging_age
+    clock = time.time() if now is None else now
+    cutoff = clock - staging_age
+    live = catalog.live_leases()
+    leased_keys = {lease.key for lease in live}
+    busy_since = min((lease.acquired for lease in live), default=None)
     doomed: dict[str, int] = {}
     why: dict[str, str] = {}
     kept = 0
     for info in store.list(""):
+        if any(p.startswith((OLD_PREFIX, WRITING_PREFIX)) for p in info.path.split("/")):
+            continue  # an interrupted folder write: verify --repair (or gc) puts it right
         staging = _staging_root(info.path)
         if staging is not None:
             if _older(info, cutoff) and why.get(staging) != "recent":
@@ -129,7 +175,7 @@ def gc(
         # Our own bookkeeping (a catalog file kept in the store, say) is never garbage.
         if not in_objects and (not everywhere or info.path.startswith(".databacked/")):
             continue
-        if _is_referenced(info.path, referenced):
+        if _is_referenced(info.path, referenced) or _leased(info, leased_keys, busy_since):
             kept += 1
             continue
         doomed[info.path] = info.size
@@ -212,6 +258,15 @@ def _older(info: FileInfo, cutoff: float) -> bool:
     # Object stores may not report a time: such a leftover is treated as old, since
     # nothing stages there for long (writes are a single PUT or a multipart upload).
     return info.mtime_ns is None or info.mtime_ns / 1e9 < cutoff
+
+
+def _leased(info: FileInfo, keys: set[str], busy_since: float | None) -> bool:
+    """May a call that holds a live lease have written this file (not yet recorded)?"""
+    if busy_since is None:
+        return False
+    if info.path.rpartition("/")[2].partition(".")[0] in keys:  # objects/<step>/<key>.<ext>
+        return True
+    return info.mtime_ns is None or info.mtime_ns / 1e9 >= busy_since - CLOCK_SLACK
 
 
 def _is_referenced(path: str, referenced: Iterable[str] | set[str]) -> bool:

@@ -148,6 +148,9 @@ def read_tar(stream: IO[bytes], limits: Limits | None = None) -> dict[str, bytes
 
 
 def _check_member(member: tarfile.TarInfo, root: str) -> None:
+    if "\0" in member.name or "\0" in member.linkname:
+        # before the data filter, whose realpath raises ValueError on a NUL
+        raise WireError(f"Refused member {member.name!r} of the wire tar: NUL in its name.")
     if member.name.startswith(("/", "\\")) or os.path.isabs(member.name):
         # The data filter would strip the slash and go on; a protocol peer never sends one.
         raise WireError(
@@ -166,8 +169,6 @@ def _check_member(member: tarfile.TarInfo, root: str) -> None:
             f"Refused member {member.name!r} of the wire tar: it is a link or special file; "
             "send only plain files."
         )
-    if "\0" in member.name:
-        raise WireError(f"Refused member {member.name!r} of the wire tar: NUL in its name.")
 
 
 def read_document(files: Mapping[str, bytes], document: str) -> dict[str, Any]:

@@ -134,11 +134,13 @@ class Png(Format):
 
     def read(self, store: Any, path: str, *, lazy: bool = False) -> Any:
         import imageio.v3 as iio
+        from PIL import Image
 
         data = store.read_bytes(path)
         try:
+            # Pillow refuses headers declaring more than 2 x MAX_IMAGE_PIXELS before decoding
             return iio.imread(io.BytesIO(data), extension=".png")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise corrupt(self, store, path, exc) from exc
 
 

@@ -1,8 +1,14 @@
 """TIFF and OME-TIFF: written by tifffile, read back through bioio.
 
 The OME-XML is produced by tifffile from a metadata dict, never written by hand. Outputs are
-byte-deterministic: no DateTime tag, and the OME UUID is derived from the image's shape, dtype
-and metadata (not random), so writing the same array twice gives the same content hash.
+byte-deterministic: no DateTime tag, and the OME UUID is derived from the content -- the
+pixels (hashed as they stream to tifffile) and the metadata -- so writing the same image twice
+gives the same file, and two different images never share a UUID. tifffile writes the OME-XML
+with a placeholder UUID of the same length, which is then overwritten in place.
+
+TIFF files are the one local output still hashed by reading back: tifffile seeks back to patch
+offsets, so the bytes do not stream out in order. The finished file is hashed once from the
+page cache (memory-mapped, all cores); ``make bench`` reports that cost (``formats`` section).
 """
 
 from __future__ import annotations
@@ -46,6 +52,44 @@ def _pages(array: Any) -> Any:
         yield plane.compute() if compute else plane
 
 
+class _PixelHash:
+    """blake3 of the pixels in the order tifffile receives them (whole array or planes)."""
+
+    def __init__(self) -> None:
+        import blake3
+
+        self._h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+
+    def update(self, array: Any) -> Any:
+        import numpy as np
+
+        self._h.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+        return array
+
+    def pages(self, pages: Any) -> Any:
+        for plane in pages:
+            yield self.update(plane)
+
+    def hexdigest(self) -> str:
+        return str(self._h.hexdigest())
+
+
+def _stamp_uuid(file: Any, placeholder: str, final: str) -> None:
+    """Overwrite the placeholder UUID in the OME-XML of the finished file (same length)."""
+    import tifffile
+
+    file.seek(0)
+    with tifffile.TiffFile(file) as tif:
+        tag = tif.pages.first.tags["ImageDescription"]
+        offset, text = tag.valueoffset, tag.value
+    at = text.find(placeholder)
+    if at < 0 or len(final) != len(placeholder):
+        raise ValueError("tifffile wrote no OME UUID where databacked expected one")
+    file.seek(offset + len(text[:at].encode()))
+    file.write(final.encode())
+    file.seek(0, 2)
+
+
 def _data(array: Any, file: Any) -> Any:
     """What tifffile gets: a numpy array whole when the target is a real file (one write
     call per page, at page-cache speed), else pages one by one (dask, in-memory spools)."""
@@ -56,14 +100,33 @@ def _data(array: Any, file: Any) -> Any:
     return _pages(array)
 
 
-def _file_axes(fmt: Format, store: Any, path: str) -> str | None:
-    """The axes tifffile wrote into the file (from the header only), None if unusual."""
+def _guard(store: Any, path: str, tif: Any) -> None:
+    """Refuse, from the header alone, a first series too big to be real or to fit in memory
+    (a hostile header must not make numpy allocate its declared size)."""
+    from databacked.formats.limits import check_declared
+
+    series = tif.series[0]
+    plain = series.keyframe.compression == 1  # uncompressed: pixels cannot outgrow the file
+    check_declared(
+        "TIFF image",
+        store.uri(path),
+        series.shape,
+        series.dtype.itemsize,
+        stored_bytes=tif.filehandle.size if plain else None,
+    )
+
+
+def _file_axes(fmt: Format, store: Any, path: str, *, guard: bool = False) -> str | None:
+    """The axes tifffile wrote into the file (from the header only), None if unusual;
+    with ``guard``, the declared size is checked too (before a whole-image read)."""
     import tifffile
 
     from databacked.formats.base import corrupt
 
     try:
         with store.open(path) as file, tifffile.TiffFile(file) as tif:
+            if guard:
+                _guard(store, path, tif)
             axes = tif.series[0].axes.upper()
     except (tifffile.TiffFileError, ValueError, IndexError) as exc:
         raise corrupt(fmt, store, path, exc) from exc
@@ -83,6 +146,7 @@ def _read_by_axes(fmt: Format, store: Any, path: str, dims: str | None) -> Any:
 
     try:
         with store.open(path) as file, tifffile.TiffFile(file) as tif:
+            _guard(store, path, tif)
             series = tif.series[0]
             axes = series.axes.upper()
             if dims is not None and dims != axes:
@@ -126,9 +190,10 @@ class Tiff(Format):
         from databacked.formats.base import corrupt
 
         try:
-            with store.open(path) as file:
-                return tifffile.imread(file)
-        except (tifffile.TiffFileError, ValueError) as exc:
+            with store.open(path) as file, tifffile.TiffFile(file) as tif:
+                _guard(store, path, tif)
+                return tif.asarray()
+        except (tifffile.TiffFileError, ValueError, IndexError) as exc:
             raise corrupt(self, store, path, exc) from exc
 
 
@@ -191,7 +256,10 @@ class OmeTiff(Format):
         }
         if "channel_names" in meta:
             ome["Channel"] = {"Name": meta["channel_names"]}
-        ome["UUID"] = str(uuid.uuid5(_UUID_NAMESPACE, json.dumps(meta, sort_keys=True)))
+        described = json.dumps(meta, sort_keys=True)
+        placeholder = str(uuid.uuid5(_UUID_NAMESPACE, "placeholder\0" + described))
+        ome["UUID"] = placeholder
+        pixels = _PixelHash()
         rgb = meta["dims"].endswith("S")
         kwargs: dict[str, Any] = {
             "metadata": ome,
@@ -200,15 +268,14 @@ class OmeTiff(Format):
         }
         with tifffile.TiffWriter(file, ome=True) as writer:
             if rgb:
-                writer.write(np.asarray(value), **kwargs)
+                writer.write(pixels.update(np.asarray(value)), **kwargs)
             else:
                 # pages come one by one from an iterator (a dask array is never all in memory)
-                writer.write(
-                    _data(value, file),
-                    shape=tuple(value.shape),
-                    dtype=value.dtype,
-                    **kwargs,
-                )
+                data = _data(value, file)
+                data = pixels.update(data) if isinstance(data, np.ndarray) else pixels.pages(data)
+                writer.write(data, shape=tuple(value.shape), dtype=value.dtype, **kwargs)
+        content = str(uuid.uuid5(_UUID_NAMESPACE, f"{described}\0{pixels.hexdigest()}"))
+        _stamp_uuid(file, placeholder, content)
         return meta
 
     def read(self, store: Any, path: str, *, lazy: bool = False) -> Any:
@@ -216,8 +283,8 @@ class OmeTiff(Format):
             pixels = _read_by_axes(self, store, path, self.options["dims"])
             if pixels is not None:
                 return pixels
-        dims = self.options["dims"] or _file_axes(self, store, path)
-        return read_image(self, store, path, dims=dims, lazy=lazy)
+        axes = _file_axes(self, store, path, guard=not lazy)
+        return read_image(self, store, path, dims=self.options["dims"] or axes, lazy=lazy)
 
     def read_metadata(self, store: Any, path: str) -> dict[str, Any]:
         from databacked.formats.images import image_metadata

@@ -156,6 +156,10 @@ class OmeZarr(Format):
         # The pixels come straight from zarr when the file's axes are the wanted dims (bioio
         # costs tens of milliseconds per image for the same chunks); bioio reorders otherwise.
         axes, array = _open(self, store, path)
+        if not lazy and array is not None:
+            from databacked.formats.limits import check_declared
+
+            check_declared("Zarr array", store.uri(path), array.shape, array.dtype.itemsize)
         dims = self.options["dims"] or axes
         if axes is not None and dims == axes:
             if lazy:

@@ -14,8 +14,9 @@ Example::
         out.write(b"x,y\\n1,2\\n")
     out.result.hash   # blake3 of exactly those bytes
 
-On object stores, ``directory_writer`` (Zarr) writes under the final prefix directly: a failed
-write is cleaned up, but readers may see a partial folder while it runs.
+Folders (Zarr, ``directory_writer``) are staged and swapped in: locally with one atomic
+exchange, on object stores with a marker that makes a half-copied folder count as missing
+until it is rewritten or repaired (``store/folders.py``).
 """
 
 from databacked.store.base import (
@@ -28,7 +29,8 @@ from databacked.store.base import (
     retrying,
 )
 from databacked.store.core import Store
-from databacked.store.writers import DirectoryWriter, HashingWriter, SeekableWriter
+from databacked.store.folders import DirectoryWriter, interrupted, repair_folder
+from databacked.store.writers import HashingWriter, SeekableWriter
 
 __all__ = [
     "STAGING_PREFIX",
@@ -40,6 +42,8 @@ __all__ = [
     "Store",
     "WriteResult",
     "combined_etag",
+    "interrupted",
     "is_transient",
+    "repair_folder",
     "retrying",
 ]

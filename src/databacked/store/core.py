@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -27,7 +28,14 @@ from databacked.store.base import (
     combined_etag,
     retrying,
 )
-from databacked.store.writers import DirectoryWriter, HashingWriter, SeekableWriter
+from databacked.store.folders import (
+    OLD_PREFIX,
+    WRITING_PREFIX,
+    DirectoryWriter,
+    interrupted_marker,
+    repair_folder,
+)
+from databacked.store.writers import HashingWriter, SeekableWriter
 
 
 class Store:
@@ -148,24 +156,48 @@ class Store:
     # --- error boundary ------------------------------------------------------------------------
 
     def _wrap(self, action: str, relpath: str, fn: Callable[..., _T], *args: Any, **kw: Any) -> _T:
-        where = f"{self.url}/{relpath}" if relpath else self.url
         try:
             return retrying(lambda: fn(*args, **kw))
         except DatabackedError:
             raise
-        except FileNotFoundError as exc:
-            raise ArtifactNotFound(
-                f"No file at {where}: check the path, or run the step that writes it."
-            ) from exc
-        except PermissionError as exc:
-            raise StoreError(
-                f"Permission denied to {action} {where}: check access rights or credentials."
-            ) from exc
         except Exception as exc:
-            raise StoreError(
-                f"Could not {action} {where} ({type(exc).__name__}: {exc}); check that the store "
-                "is reachable and retry."
-            ) from exc
+            raise self._error(action, relpath, exc) from exc
+
+    def _error(self, action: str, relpath: str, exc: BaseException) -> DatabackedError:
+        """The one-sentence error for a failed store operation (the cause is chained)."""
+        where = f"{self.url}/{relpath}" if relpath else self.url
+        if isinstance(exc, DatabackedError):
+            return exc
+        if isinstance(exc, FileNotFoundError):
+            return ArtifactNotFound(
+                f"No file at {where}: check the path, or run the step that writes it."
+            )
+        if isinstance(exc, PermissionError):
+            return StoreError(
+                f"Permission denied to {action} {where}: check access rights or credentials."
+            )
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return StoreError(
+                f"Could not {action} {where}: {exc.strerror or exc}; free space on the store's "
+                "disk and run again (the previous version of the file is intact)."
+            )
+        if isinstance(exc, OSError) and exc.errno is None and "written" in str(exc):
+            # numpy's tofile (tifffile) reports a short write without an errno
+            free = _free_bytes(self._root) if self.is_local else None
+            return StoreError(
+                f"Could not {action} {where}: the disk took only part of the bytes ({exc}; "
+                f"{'unknown' if free is None else free} bytes free): free space on the "
+                "store's disk and run again (the previous version of the file is intact)."
+            )
+        if isinstance(exc, OSError) and exc.errno == errno.EIO:
+            return StoreError(
+                f"Could not {action} {where}: input/output error ({exc}); check the disk or "
+                "mount, then run again (the previous version of the file is intact)."
+            )
+        return StoreError(
+            f"Could not {action} {where} ({type(exc).__name__}: {exc}); check that the store "
+            "is reachable and retry."
+        )
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -181,15 +213,26 @@ class Store:
         rel = self.check_path(relpath)
         full = self.full_path(rel)
         if self.is_local:
-            st = self._wrap("stat", rel, os.stat, full)
+            try:
+                st = self._wrap("stat", rel, os.stat, full)
+            except ArtifactNotFound:
+                # A folder swap killed half-way: put the previous version back, then read it.
+                if repair_folder(self, rel) is None:
+                    raise
+                st = self._wrap("stat", rel, os.stat, full)
             if stat.S_ISDIR(st.st_mode):
                 infos = list(self.list(rel))
                 newest = max([i.mtime_ns or 0 for i in infos], default=st.st_mtime_ns)
                 return FileInfo(rel, sum(i.size for i in infos), newest, None, st.st_ino)
             return FileInfo(rel, st.st_size, st.st_mtime_ns, None, st.st_ino)
         self.fs.invalidate_cache(full)
-        raw = self._wrap("stat", rel, self.fs.info, full)
+        try:
+            raw = self._wrap("stat", rel, self.fs.info, full)
+        except ArtifactNotFound:
+            self._refuse_interrupted(rel)
+            raise
         if raw.get("type") == "directory":
+            self._refuse_interrupted(rel)
             infos = list(self.list(rel))
             if not infos:
                 raise ArtifactNotFound(f"No file at {self.url}/{rel}: the folder is empty.")
@@ -198,6 +241,14 @@ class Store:
                 return FileInfo(rel, size, None, combined_etag(infos), None)
             return FileInfo(rel, size, max(i.mtime_ns or 0 for i in infos), None, None)
         return self._remote_info(rel, raw)
+
+    def _refuse_interrupted(self, rel: str) -> None:
+        """A folder whose replacement was killed half-way counts as missing (object stores)."""
+        if interrupted_marker(self, rel) is not None:
+            raise ArtifactNotFound(
+                f"The folder {self.url}/{rel} is incomplete: a write of it was interrupted; "
+                "run the step again, or repair it with `databacked verify --repair`."
+            )
 
     def _remote_info(self, rel: str, raw: dict[str, Any]) -> FileInfo:
         etag = raw.get("ETag") or raw.get("etag")
@@ -214,7 +265,9 @@ class Store:
                 try:
                     st = os.stat(head + rel)
                 except (FileNotFoundError, NotADirectoryError):
-                    out[rel] = None
+                    folder, _, name = (head + rel).rpartition("/")
+                    aside = f"{folder}/{OLD_PREFIX}{name}"  # a folder swap killed half-way
+                    out[rel] = self.info(rel) if os.path.lexists(aside) else None
                     continue
                 if stat.S_ISDIR(st.st_mode):
                     out[rel] = self.info(rel)
@@ -232,8 +285,10 @@ class Store:
                 listing = []
             found = {str(e["name"]).rstrip("/"): e for e in listing}
             for rel in members:
-                entry = found.get(self.full_path(rel))
-                if entry is None:
+                full = self.full_path(rel)
+                entry = found.get(full)
+                head, _, name = full.rpartition("/")
+                if entry is None or f"{head}/{WRITING_PREFIX}{name}" in found:
                     out[rel] = None
                 elif entry.get("type") == "directory":
                     out[rel] = self.info(rel)
@@ -380,3 +435,11 @@ class Store:
             self._pending = set()
         if self.durability == "batch" and self.is_local and os.path.isdir(self._root):
             _syncfs(self._root)
+
+
+def _free_bytes(folder: str) -> int | None:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize

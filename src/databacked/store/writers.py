@@ -1,18 +1,19 @@
-"""Atomic, hashing writers: a stream (``HashingWriter``), a seekable file (``SeekableWriter``)
-and a folder (``DirectoryWriter``), each committed by rename or upload."""
+"""Atomic, hashing writers of one file: a stream (``HashingWriter``) and a seekable file
+(``SeekableWriter``), each committed by rename or upload (folders: ``folders.py``)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-import shutil
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from databacked.crashpoints import crashpoint
+from databacked.errors import DatabackedError
 from databacked.hashing import StreamHasher, hash_file
-from databacked.store.base import _SPOOL_LIMIT, STAGING_PREFIX, WriteResult, _fsync_tree
+from databacked.store.base import _SPOOL_LIMIT, STAGING_PREFIX, WriteResult
 
 if TYPE_CHECKING:
     from databacked.store.core import Store
@@ -23,6 +24,17 @@ def _staging_file(store: Store, relpath: str) -> str:
     folder, name = os.path.split(store.full_path(relpath))
     store._wrap("create the folder of", relpath, os.makedirs, folder, exist_ok=True)
     return os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
+
+
+def _committed(writer: HashingWriter | SeekableWriter) -> WriteResult:
+    """The writer's commit, with a full or failing disk (ENOSPC at close or fsync) said as a
+    StoreError; the temporary file is removed by the caller, the old version stays."""
+    try:
+        return writer._commit()
+    except DatabackedError:
+        raise
+    except OSError as exc:
+        raise writer._store._error("write", writer.path, exc) from exc
 
 
 class HashingWriter(io.RawIOBase):
@@ -43,7 +55,11 @@ class HashingWriter(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        self._sink.write(view)
+        try:
+            crashpoint("store.file.write")
+            self._sink.write(view)
+        except OSError as exc:  # a full or failing disk: say so, the old version stays
+            raise self._store._error("write", self.path, exc) from exc
         self._hasher.update(view)
         if isinstance(self._sink, io.BytesIO) and self._hasher.size > _SPOOL_LIMIT:
             self._spill()
@@ -73,13 +89,14 @@ class HashingWriter(io.RawIOBase):
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             if exc_type is None:
-                self.result = self._commit()
+                self.result = _committed(self)
         finally:
             self._cleanup()
             io.RawIOBase.close(self)
 
     def _commit(self) -> WriteResult:
         store = self._store
+        crashpoint("store.file.staged")
         if store.is_local:
             assert self._tmp is not None
             self._sink.flush()
@@ -90,6 +107,7 @@ class HashingWriter(io.RawIOBase):
             store._wrap("write", self.path, os.replace, self._tmp, final)
             self._tmp = None
             store._written(final)
+            crashpoint("store.file.committed")
         elif isinstance(self._sink, io.BytesIO):
             data = self._sink.getvalue()
             store._wrap("upload", self.path, store.fs.pipe_file, store.full_path(self.path), data)
@@ -145,7 +163,9 @@ class SeekableWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             if exc_type is None:
-                self.result = self._commit()
+                self.result = _committed(self)
+            elif isinstance(exc, OSError) and not isinstance(exc, DatabackedError):
+                raise self._store._error("write", self.path, exc) from exc
         finally:
             with contextlib.suppress(Exception):
                 if self.file is not None and not self.file.closed:
@@ -176,77 +196,12 @@ class SeekableWriter:
         else:
             digest = hash_file(self._tmp)
         self.file.close()
+        crashpoint("store.file.staged")
         final = store.full_path(self.path)
         store._wrap("write", self.path, os.replace, self._tmp, final)
         self._tmp = None
         store._written(final)
+        crashpoint("store.file.committed")
         return WriteResult(self.path, size, digest, store.info(self.path).stamp)
 
 
-class DirectoryWriter:
-    """Where a directory artifact (Zarr) is written: ``.path`` plus ``storage_options``."""
-
-    def __init__(self, store: Store, relpath: str) -> None:
-        self._store = store
-        self.relpath = relpath
-        self.storage_options = dict(store.storage_options) if not store.is_local else None
-        if store.is_local:
-            final = store.full_path(relpath)
-            folder, name = os.path.split(final)
-            self.path = os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
-        else:
-            # Not store.uri(): that one is redacted for display, this one must open.
-            self.path = f"{store.protocol}://{store.full_path(relpath).lstrip('/')}"
-        self.result: WriteResult | None = None
-
-    @property
-    def mapper(self) -> Any:
-        """An fsspec mapping over the folder (for libraries that take a MutableMapping)."""
-        import fsspec
-
-        return fsspec.get_mapper(self.path, **(self.storage_options or {}))
-
-    @property
-    def store(self) -> Any:
-        """A zarr v3 store over the folder."""
-        import zarr.storage
-
-        if self._store.is_local:
-            return zarr.storage.LocalStore(self.path)
-        return zarr.storage.FsspecStore.from_url(self.path, storage_options=self.storage_options)
-
-    def __enter__(self) -> DirectoryWriter:
-        store = self._store
-        if store.is_local:
-            store._wrap("create", self.relpath, os.makedirs, self.path)
-        else:
-            # Stale chunks of an earlier version must not survive into the new one.
-            store.delete(self.relpath)
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        store = self._store
-        if exc_type is not None:
-            with contextlib.suppress(Exception):
-                if store.is_local:
-                    shutil.rmtree(self.path, ignore_errors=True)
-                else:
-                    store.delete(self.relpath)
-            return
-        if store.is_local:
-            final = store.full_path(self.relpath)
-            if store.durability == "fsync":
-                _fsync_tree(self.path)
-            if os.path.lexists(final):
-                old = f"{self.path}-old"
-                store._wrap("replace", self.relpath, os.rename, final, old)
-                os.rename(self.path, final)
-                store._wrap("delete", self.relpath, shutil.rmtree, old, ignore_errors=True)
-            else:
-                store._wrap("write", self.relpath, os.rename, self.path, final)
-            store._written(final)
-        info = store.info(self.relpath)
-        self.result = WriteResult(self.relpath, info.size, store.hash(self.relpath), info.stamp)
-
-
-# --- the store ----------------------------------------------------------------------------
