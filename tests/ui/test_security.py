@@ -176,13 +176,13 @@ def test_a_missing_sqlite_catalog_is_a_clear_error(tmp_path: Any):
 
 
 def test_a_calls_log_file_is_shown_when_kept(client: httpx.Client, demo_site: Site):
-    """The engine may keep each call's whole log under .databacked/logs/; older ones did not."""
+    """The engine keeps each call's whole log under .databacked/logs/: the call page links
+    it and serves it as sandboxed text; without it (older catalogs) the page says so."""
     failed = client.get(f"/api/runs/{demo_site.run_ids['flaky']}/calls?status=failed").json()
     key = failed["calls"][0]["key"]
-    assert client.get(f"/calls/{key}/log").status_code == 404
-    assert 'id="no-log-file"' in client.get(f"/calls/{key}").text
     log = Path(demo_site.store) / ".databacked" / "logs" / f"{key}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    assert log.is_file()  # written by the engine for the failed call
+    saved = log.read_bytes()
     log.write_text("squaring 3\n<script>document.title='pwned'</script>\n")
     try:
         page = client.get(f"/calls/{key}").text
@@ -193,8 +193,11 @@ def test_a_calls_log_file_is_shown_when_kept(client: httpx.Client, demo_site: Si
         assert whole.headers["content-type"].startswith("text/plain")
         assert "sandbox" in _csp(whole)
         assert "squaring 3" in whole.text
-    finally:
         log.unlink()
+        assert client.get(f"/calls/{key}/log").status_code == 404
+        assert 'id="no-log-file"' in client.get(f"/calls/{key}").text
+    finally:
+        log.write_bytes(saved)
 
 
 def test_an_ome_zarr_folder_downloads_as_a_zip(client: httpx.Client, demo_site: Site):
