@@ -3,6 +3,7 @@ tail in the catalog, the whole of it in the store, and ``databacked logs`` to re
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -86,6 +87,10 @@ def test_each_call_keeps_its_own_log(
     assert "field 2" not in failed
     by_target = invoke("logs", "cells/4.json", "--store", store_url, "--catalog", catalog_db)
     assert "segmenting field 4" in by_target and "field 1" not in by_target
+    where = ("--store", store_url, "--catalog", catalog_db)
+    [entry] = json.loads(invoke("logs", "segment", "--failed", "--json", *where))
+    assert entry["status"] == "failed" and entry["error_type"] == "ValueError"
+    assert "field 3: 30 cells found" in entry["log"]
 
 
 def test_the_catalog_keeps_a_tail(write_module, store_url: str, catalog_db: str) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from databacked.cli.browse import JsonOption, print_json
 from databacked.cli.common import (
     CatalogOption,
     StoreOption,
@@ -43,14 +44,16 @@ def logs(
     limit: Annotated[int, typer.Option(min=1, help="Most calls to show, newest first.")] = 5,
     store: StoreOption = None,
     catalog: CatalogOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Print the logs (stdout, stderr, logging) of calls, newest first."""
-    from databacked.engine.capture import log_path
-
     config = settings(store=store, catalog=catalog)
     the_store = open_store(config)
     with open_catalog(config, create=False) as cat:
         rows = _find(cat, the_store.url, what.strip(), failed, limit)
+    if as_json:
+        print_json([_row_json(row, _text(the_store, row)) for row in rows])
+        return
     for row in rows:
         when = dt.datetime.fromtimestamp(row.started or 0).isoformat(sep=" ", timespec="seconds")
         colour = "red" if row.status == "failed" else "green"
@@ -59,9 +62,7 @@ def logs(
             f"{when} on {row.host or '?'}",
             highlight=False,
         )
-        text = _whole(the_store, log_path(row.key)) if row.status == "ok" else None
-        if text is None:  # a failed attempt's file may hold a later attempt's log
-            text = row.log or "".join(part for part in (row.stdout, row.stderr) if part)
+        text = _text(the_store, row)
         console.out(text.rstrip("\n") or "(no output)", highlight=False)
         if row.status == "failed":
             console.print(
@@ -88,6 +89,29 @@ def _find(cat: Any, store_url: str, what: str, failed: bool, limit: int) -> list
         f"No {kind} matches {what!r} (an output path, a call key or a step name); "
         "see `databacked status` for recent runs."
     )
+
+
+def _text(store: Any, row: Any) -> str:
+    """The whole log from the store, else the tail the catalog kept."""
+    from databacked.engine.capture import log_path
+
+    text = _whole(store, log_path(row.key)) if row.status == "ok" else None
+    if text is None:  # a failed attempt's file may hold a later attempt's log
+        text = row.log or "".join(part for part in (row.stdout, row.stderr) if part)
+    return text
+
+
+def _row_json(row: Any, text: str) -> dict[str, Any]:
+    return {
+        "step": row.step,
+        "key": row.key,
+        "status": row.status,
+        "started": row.started,
+        "host": row.host,
+        "log": text,
+        "error_type": row.error_type or None,
+        "error_message": row.error_message or None,
+    }
 
 
 def _whole(store: Any, path: str) -> str | None:
