@@ -28,6 +28,7 @@ from databacked.crashpoints import crashpoint
 from databacked.engine import journal, preflight
 from databacked.engine.cancel import RunCancelled, Stop, on_signals
 from databacked.engine.events import CallEvent
+from databacked.engine.journal import pid_alive
 from databacked.engine.resources import Pool
 from databacked.engine.worker import CallOutcome, can_time_out, run_batch
 from databacked.errors import ConfigError
@@ -198,7 +199,7 @@ class Dispatcher:
         host = socket.gethostname()
         dead: dict[str, list[str]] = {}
         for key, lease in self.catalog.leases_of_others(list(keys), self.owner).items():
-            if lease.host == host and lease.pid and not _alive(lease.pid):
+            if lease.host == host and lease.pid and not pid_alive(lease.pid):
                 dead.setdefault(lease.owner, []).append(key)
         for owner, owned in dead.items():
             self.catalog.release(owned, owner)
@@ -444,16 +445,6 @@ class Dispatcher:
     def _emit(self, job: Job, status: str) -> None:
         if self.progress is not None:
             self.progress(CallEvent(job.name, job.key, status))  # type: ignore[arg-type]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 __all__ = ["Dispatcher", "Job", "Leased"]

@@ -133,16 +133,17 @@ def forget(store: Any, run: str) -> None:
         for folder in root.iterdir():
             name_host, _, rest = folder.name.partition("-")
             pid = rest.partition("-")[0]
-            if name_host == host and pid.isdigit() and not _alive(int(pid)):
+            if name_host == host and pid.isdigit() and not pid_alive(int(pid)):
                 store.delete(f"{JOURNAL}/{folder.name}")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (its leases and journal are still owned)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # someone else's live process
         return True
     return True
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from databacked.engine.journal import pid_alive
+
 POLL = 0.05
 """Seconds between looks at a lock held by another process."""
 DEFAULT_TTL = 6 * 3600.0
@@ -158,23 +160,13 @@ class CatalogLockManager:
         if found is None:
             return
         owner, host, pid = found
-        if host != socket.gethostname() or not pid or _alive(pid):
+        if host != socket.gethostname() or not pid or pid_alive(pid):
             return
         folder = self._lock_dir()
         if folder is not None:
             _FileLocks(folder).drop(key, owner)
         else:
             self._catalog().release([key], owner)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _FileLocks:
