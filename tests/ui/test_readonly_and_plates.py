@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import databacked as db
 from databacked.catalog import CallRecord, Catalog
 from databacked.errors import CatalogError
 
@@ -144,3 +146,38 @@ def test_an_older_catalog_is_not_migrated_by_the_ui(tmp_path: Path):
     with pytest.raises(CatalogError, match="databacked status"):
         open_catalog(f"sqlite:///{path}")
     assert path.read_bytes() == before
+
+
+def test_run_page_counts_the_calls_found_cached_per_step(tmp_path: Path) -> None:
+    """A rerun computes nothing: its run page still says, per step, how many were cached."""
+    from fastapi.testclient import TestClient
+
+    from databacked.ui import create_app
+
+    store, catalog = str(tmp_path / "data"), f"sqlite:///{tmp_path / 'catalog.db'}"
+    db.run(doubled, 4, store=store, catalog=catalog, executor="inline")
+    again = db.run(doubled, 4, store=store, catalog=catalog, executor="inline")
+    assert again.counts()["cached"] == 5
+    with TestClient(create_app(catalog), base_url="http://127.0.0.1") as client:
+        assert client.get(f"/runs/{again.run_id}").status_code == 200
+        page = client.get(f"/runs/{again.run_id}/live")  # what the page fetches after paint
+    assert page.status_code == 200
+    row = re.search(r'<tr data-step="twice">(.*?)</tr>', page.text, re.S)
+    assert row is not None, page.text[:2000]
+    cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row.group(1))
+    assert cells[:2] == ["0", "4"]  # ran, cached
+
+
+@db.step
+def twice(x: int) -> int:
+    return 2 * x
+
+
+@db.step
+def added(values: list[int]) -> int:
+    return sum(values)
+
+
+@db.pipeline
+def doubled(n: int) -> Any:
+    return added(values=twice.map(x=list(range(n))))

@@ -70,6 +70,7 @@ def run_dict(row: Mapping[str, Any]) -> dict[str, Any]:
         "packages": row.get("packages") or {},
         "config": redact(row.get("config") or {}),
         "totals": summary_totals(summary),
+        "summary_steps": summary.get("steps") if isinstance(summary.get("steps"), dict) else {},
     }
 
 

@@ -84,7 +84,7 @@ class UiState:
                     self.finished_counts[run["id"]] = counts
                 while len(self.finished_counts) > COUNT_CACHE:
                     self.finished_counts.popitem(last=False)
-            run["steps"] = _step_list(counts)
+            run["steps"] = _step_list(_with_cached(counts, run.get("summary_steps") or {}))
 
     def read(self, fn: Callable[[sa.Connection], T]) -> T:
         """Run ``fn`` in one read transaction; database errors become a 503."""
@@ -95,6 +95,19 @@ class UiState:
             raise HTTPException(
                 503, f"The catalog {self.source.catalog.url_redacted} cannot be read now."
             ) from CatalogError(str(exc))
+
+
+def _with_cached(counts: dict[str, Any], summary_steps: dict[str, Any]) -> dict[str, Any]:
+    """Add the calls found cached, which only the run's summary counts, to each step."""
+    merged = {step: {**v, "counts": dict(v["counts"])} for step, v in counts.items()}
+    for step, by_status in summary_steps.items():
+        cached = by_status.get("cached", 0) if isinstance(by_status, dict) else 0
+        if cached:
+            entry = merged.setdefault(
+                step, {"counts": {}, "first": None, "last": None, "busy": 0.0}
+            )
+            entry["counts"]["cached"] = int(cached)
+    return merged
 
 
 def _step_list(counts: dict[str, Any]) -> list[dict[str, Any]]:
