@@ -177,6 +177,9 @@ class Dispatcher:
 
     def lease(self, jobs: Sequence[Job]) -> Leased:
         """Lease the keys of ``jobs``; a dead driver's leases on this host are broken at once."""
+        if jobs and not self.preflown:  # before the store is touched, once something is to run
+            preflight.check_store(self.store)
+            self.preflown = True
         keys = {j.key for j in jobs if j.lease}
         got = self.catalog.acquire(keys, self.owner, self.lease_ttl) if keys else set()
         if got != keys and self._break_dead_leases(keys - got):
@@ -304,9 +307,6 @@ class Dispatcher:
         return []
 
     def _send(self, chunk: list[Job]) -> None:
-        if not self.preflown:  # once per run, and only when something is about to compute
-            preflight.check_store(self.store)
-            self.preflown = True
         now = time.time()
         for job in chunk:
             job.started = now
