@@ -243,3 +243,18 @@ def test_worker_refuses_a_hostile_tar_with_exit_2(tmp_path: Path) -> None:
     assert "WireError" in lines[0]
     assert "'passwd'" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_npy_member_declaring_a_huge_array_is_refused_before_allocating() -> None:
+    """A message's .npy header says 10^12 float64s in a few bytes: no allocation, one
+    WireError (reliability: hostile inputs)."""
+    encoder = Encoder("params")
+    encoded = encoder.encode(np.zeros(3))
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    members = {name: buffer.getvalue() + b"\0" * 24 for name in encoder.members}
+    files = read_tar(io.BytesIO(write_tar(CALL, {"protocol": PROTOCOL, "value": encoded},
+                                          members)))  # fmt: skip
+    with pytest.raises(WireError, match=r"declares an array of shape \(1000000, 1000000\)"):
+        Decoder(files).decode(encoded)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from databacked.errors import ConfigError, WireError
+from databacked.errors import ConfigError, DatabackedError, WireError
 from databacked.executors.references import (
     Resolver,
     reference,
@@ -33,6 +33,7 @@ from databacked.executors.references import (
     resolve_loaded,
     split_reference,
 )
+from databacked.formats.limits import check_npy
 from databacked.secrets import public
 from databacked.store import Store
 
@@ -330,7 +331,12 @@ class Decoder:
         if kind == "npy":
             import numpy as np
 
-            array = np.load(io.BytesIO(self._member(encoded)), allow_pickle=False)
+            member = self._member(encoded)
+            try:  # a hostile header must not make numpy allocate what it declares
+                check_npy(f"wire member {encoded.get('member')!r}", member)
+            except DatabackedError as exc:
+                raise WireError(f"Refused a call: {exc}") from exc
+            array = np.load(io.BytesIO(member), allow_pickle=False)
             return array[()] if encoded.get("scalar") else array
         if kind == "parquet":
             import pandas as pd

@@ -51,19 +51,42 @@ def check_declared(
     if any(n < 0 for n in dims):
         raise CorruptFileError(f"{uri} declares a negative size in its shape {tuple(dims)}.")
     declared = math.prod(dims) * int(itemsize)
+    what = f"{'an' if what[:1] in 'aeiou' else 'a'} {what}"
     if stored_bytes is not None and declared > stored_bytes:
         raise CorruptFileError(
-            f"{uri} declares a {what} of shape {tuple(dims)} ({declared} bytes) but holds only "
+            f"{uri} declares {what} of shape {tuple(dims)} ({declared} bytes) but holds only "
             f"{stored_bytes} bytes of pixels: the file is truncated or its header is corrupt; "
             "re-create it."
         )
     limit = max_image_bytes()
     if declared > limit:
         raise FormatError(
-            f"{uri} declares a {what} of shape {tuple(dims)} ({declared} bytes), more than "
+            f"{uri} declares {what} of shape {tuple(dims)} ({declared} bytes), more than "
             f"the {limit} bytes allowed in memory; load it with lazy=True, or raise "
             "DATABACKED_MAX_IMAGE_BYTES if the machine can hold it."
         )
 
 
-__all__ = ["check_declared", "max_image_bytes"]
+def check_npy(uri: str, data: bytes) -> None:
+    """A ``.npy`` header declaring more items than the bytes hold (or than memory allows) is
+    refused before numpy allocates them: ``np.load`` from memory allocates the declared size
+    first."""
+    import io
+
+    import numpy as np
+
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    except ValueError as exc:
+        raise CorruptFileError(f"{uri} is not a readable .npy array ({exc}).") from exc
+    if not dtype.hasobject:
+        left = len(data) - stream.tell()
+        check_declared("array", uri, shape, dtype.itemsize, stored_bytes=left)
+
+
+__all__ = ["check_declared", "check_npy", "max_image_bytes"]

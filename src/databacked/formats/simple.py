@@ -123,18 +123,6 @@ __all__ = ["Json", "Npy", "Pickle"]
 
 
 def _check_npy_header(store: Any, path: str, data: bytes) -> None:
-    """A ``.npy`` header declaring more items than the file holds is refused before numpy
-    allocates them (np.load from memory allocates the declared size first)."""
-    import numpy as np
+    from databacked.formats.limits import check_npy
 
-    from databacked.formats.limits import check_declared
-
-    stream = io.BytesIO(data)
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-    else:
-        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-    if not dtype.hasobject:
-        left = len(data) - stream.tell()
-        check_declared("array", store.uri(path), shape, dtype.itemsize, stored_bytes=left)
+    check_npy(store.uri(path), data)
