@@ -47,7 +47,7 @@ soak: $(STAMP)  ## the whole fault-injection campaign (< 30 min on 2 cores); fig
 SNAKE := .venv-snakemake
 $(SNAKE)/bin/snakemake:
 	$(PYTHON) -m venv $(SNAKE)
-	$(SNAKE)/bin/python -m pip install --quiet 'snakemake>=8'
+	$(SNAKE)/bin/python -m pip install --quiet 'snakemake>=8' numpy imageio  # the Snakefile's rules import them
 
 bench: $(STAMP) $(SNAKE)/bin/snakemake  ## benchmarks; figures go to benchmarks/RESULTS.md
 	PATH="$$PATH:$(CURDIR)/$(SNAKE)/bin" $(BIN)/python benchmarks/run.py

@@ -64,20 +64,21 @@ def trivial_chunk(chunk: list[int]) -> list[int]:
     return [trivial(i) for i in chunk]
 
 
+CHUNK = 64
+"""Calls per executor task on both sides: the step says ``batch=CHUNK`` (db.run otherwise
+sizes batches from observed call durations), the bare engines send chunks of it."""
+
+
 def db_chunk(n: int, workers: int) -> int:
-    """How many calls db.run puts in one executor task for ``n`` short calls."""
-    try:
-        from databacked.engine.scheduler import _chunk_size
-    except ImportError:  # the scheduler moved it: say so rather than compare unequal work
-        raise RuntimeError("bench_executors needs engine.scheduler._chunk_size") from None
-    return _chunk_size(n, workers, None)
+    """How many calls db.run puts in one executor task here: the step's ``batch=``."""
+    return CHUNK
 
 
 def _chunks(n: int, size: int) -> list[list[int]]:
     return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
 
 
-@db.step
+@db.step(batch=CHUNK)
 def trivial_step(i: int) -> int:
     """The same work as a databacked step (persisted, as a step is by default)."""
     return i + 1
