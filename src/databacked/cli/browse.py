@@ -11,11 +11,13 @@ from rich.tree import Tree
 
 from databacked.cli.common import (
     CatalogOption,
+    JsonOption,
     StoreOption,
     console,
     human_size,
     open_catalog,
     open_store,
+    print_json,
     settings,
     short,
     when,
@@ -35,9 +37,6 @@ def register(app: typer.Typer) -> None:
     app.command("lineage")(lineage)
 
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")
-]
 
 
 def status(
@@ -371,9 +370,6 @@ def _node_label(row: LineageRow) -> str:
     )
 
 
-def print_json(value: Any) -> None:
-    """JSON on stdout, nothing else: what scripts and ``jq`` read."""
-    typer.echo(json.dumps(value, indent=2, default=str))
 
 
 def _artifact_json(row: Any) -> dict[str, Any]:

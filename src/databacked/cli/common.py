@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -282,3 +283,13 @@ def when(epoch: float | None) -> str:
     from datetime import datetime
 
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")
+]
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout, nothing else: what scripts and ``jq`` read."""
+    typer.echo(json.dumps(value, indent=2, default=str))

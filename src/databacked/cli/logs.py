@@ -12,13 +12,14 @@ from typing import Annotated, Any
 
 import typer
 
-from databacked.cli.browse import JsonOption, print_json
 from databacked.cli.common import (
     CatalogOption,
+    JsonOption,
     StoreOption,
     console,
     open_catalog,
     open_store,
+    print_json,
     settings,
     short,
 )

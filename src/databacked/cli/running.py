@@ -208,7 +208,7 @@ def plan(
         result = db.plan(pipeline, store=open_store(config), catalog=cat, **params)
     calls = result.calls
     if as_json:
-        from databacked.cli.browse import print_json
+        from databacked.cli.common import print_json
 
         rows = [{k: _text(v) or None for k, v in row.items()} for row in calls.to_dict("records")]
         print_json({"calls": rows, "counts": result.counts()})

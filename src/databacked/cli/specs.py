@@ -240,7 +240,7 @@ def plan(
     with open_catalog(config) as cat, warnings_as_notes():
         result = plan_specs(pipelines, store=open_store(config), catalog=cat)
     if as_json:
-        from databacked.cli.browse import print_json
+        from databacked.cli.common import print_json
 
         print_json(
             {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from databacked.catalog.records import CallRecord, InputRef
@@ -32,7 +33,7 @@ def call_record(
         status="ok" if outcome.status == "ok" else "failed",
         store=store_url,
         params_hash=state.params_hash,
-        params=_summary(state.params),
+        params=params_summary(state.params),
         inputs=inputs,
         outputs=dict(outcome.records),
         started=outcome.started,
@@ -52,7 +53,8 @@ def _ref(spec: InputSpec) -> InputRef:
     return InputRef(spec.hash, spec.path)
 
 
-def _summary(params: dict[str, Any]) -> dict[str, Any]:
+def params_summary(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as the catalog shows them: plain values as they are, others as a short repr."""
     out: dict[str, Any] = {}
     for name, value in params.items():
         if value is None or isinstance(value, bool | int | float | str):
@@ -63,4 +65,4 @@ def _summary(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["call_record"]
+__all__ = ["call_record", "params_summary"]

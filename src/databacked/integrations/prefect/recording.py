@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from databacked.engine.records import params_summary
 from databacked.errors import DatabackedError
 from databacked.integrations.prefect import batches
 from databacked.integrations.prefect.pointers import Pointer
@@ -99,7 +100,7 @@ def record_outputs(pointers: Sequence[Pointer], names: Sequence[str] | None = No
         status="ok",
         store=home,
         params_hash=phash,
-        params=_summary(parameters),
+        params=params_summary(parameters),
         inputs=_inputs(parameters),
         outputs=outputs,
         started=started.timestamp() if started is not None else None,
@@ -143,17 +144,6 @@ def _ref(value: Any) -> tuple[str, str | None, str | None] | None:
     if pointer is not None:
         return pointer.hash, pointer.path, pointer.store
     return None
-
-
-def _summary(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in parameters.items():
-        if value is None or isinstance(value, bool | int | float | str):
-            out[name] = value
-        else:
-            text = repr(value)
-            out[name] = text if len(text) <= 200 else text[:197] + "..."
-    return out
 
 
 __all__ = ["forget_current_run", "outputs_of_current_run", "record_outputs", "remember"]
