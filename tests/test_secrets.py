@@ -295,3 +295,16 @@ def _message_on_the_broker(redis_url: str, broker: str, bucket: str, options: di
     body = json.loads(base64.b64decode(json.loads(raw)["body"]))
     call_tar = gzip.decompress(base64.b64decode(body[0][0]))
     return raw + call_tar.decode("latin-1")
+
+
+def test_a_long_token_in_a_log_is_scanned_once() -> None:
+    """A step printing one huge word (progress dots, base64) must not stall the driver:
+    the patterns only start at a token's start, so this is linear, not quadratic."""
+    from databacked.secrets import redact_text
+
+    blob = "x" * 1_000_000
+    assert redact_text(blob) == blob
+    text = f"{blob} password=hunter2 {blob}:{blob} postgresql://u:pw@h/db"
+    out = redact_text(text)
+    assert "hunter2" not in out and ":pw@" not in out
+    assert out.count("x") == 3_000_000

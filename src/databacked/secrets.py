@@ -29,12 +29,18 @@ SECRET_WORDS = (
 """A key is secret when one of its words starts with one of these."""
 
 _WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@")
+# A match starts only at the start of a token, and quantifiers before a required literal are
+# bounded: without both, a long word (a step printing 64 KiB of one token) made every scan
+# quadratic, minutes for one call's log.
+_URL_USERINFO = re.compile(
+    r"(?<![a-zA-Z0-9+.-])(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)"
+    r"(?P<user>[^:/@\s]{0,256}):(?P<pw>[^@/\s]{0,1024})@"
+)
 _QUOTED = re.compile(
     r"(?P<q>['\"])(?P<name>[^'\"]{1,64})(?P=q)(?P<sep>\s*:\s*b?)(?P<v>['\"])(?P<value>[^'\"]*)(?P=v)"
 )
-_HEADER = re.compile(r"(?m)(?P<name>[A-Za-z][\w-]{0,63}):(?P<value>[^\s:/][^\s]*)")
-_PAIR = re.compile(r"(?P<name>[A-Za-z_][\w.-]*)(?P<sep>=)(?P<value>[^\s&;,'\"]+)")
+_HEADER = re.compile(r"(?m)(?<![\w-])(?P<name>[A-Za-z][\w-]{0,63}):(?P<value>[^\s:/][^\s]*)")
+_PAIR = re.compile(r"(?<![\w.-])(?P<name>[A-Za-z_][\w.-]{0,255})(?P<sep>=)(?P<value>[^\s&;,'\"]+)")
 
 
 def is_secret_key(name: Any) -> bool:
