@@ -90,6 +90,48 @@ def test_two_processes_open_a_fresh_catalog_at_once(backend: str, tmp_path: Path
         assert rows == [(HEAD_REVISION,)]
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "mysql"])
+def test_alembic_revisions_and_fresh_create_give_the_same_schema(
+    backend: str, tmp_path: Path
+) -> None:
+    """A fresh catalog is created at head without Alembic; an old one is migrated by the
+    revisions. Both must be the schema of ``metadata``, stamped at head."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from databacked.catalog.connect import _upgrade
+
+    def schema_of(url: str) -> tuple[list, list]:
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+                rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        finally:
+            engine.dispose()
+        return diffs, rows
+
+    with _fresh_url(backend, tmp_path / "migrated") as url:
+        if backend == "sqlite":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            _upgrade(conn)  # every shipped revision, from an empty database
+        engine.dispose()
+        assert schema_of(url) == ([], [(HEAD_REVISION,)])
+    with _fresh_url(backend, tmp_path / "created") as url:
+        code = (
+            "import sys\n"
+            "from databacked.catalog import Catalog\n"
+            f"Catalog.open({url!r}).close()\n"
+            "print('alembic' in sys.modules)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["False"]  # created directly, Alembic not even imported
+        assert schema_of(url) == ([], [(HEAD_REVISION,)])
+
+
 def test_sqlite_is_wal_with_busy_timeout(tmp_path: Path) -> None:
     cat = Catalog.open(tmp_path / "a" / "cat.db")  # a plain path is a SQLite file
     with cat.engine.connect() as conn:

@@ -3,8 +3,11 @@
 Opening is on the path of every CLI command, so the common case (schema already at head)
 costs one query of ``alembic_version`` and never imports Alembic. Only a fresh or older
 catalog takes the migration lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
-``pg_advisory_lock``, MariaDB/MySQL ``GET_LOCK``) and runs the shipped Alembic revisions, so
-two processes opening a fresh catalog at once are safe.
+``pg_advisory_lock``, MariaDB/MySQL ``GET_LOCK``), so two processes opening a fresh catalog
+at once are safe. An older catalog runs the shipped Alembic revisions; an empty database
+gets the head schema created directly and stamped, as Alembic's own cookbook does
+("create_all, then stamp"): importing and running Alembic would cost a first run ~0.3 s.
+A test holds the revisions and ``schema.metadata`` to the same tables.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from databacked.catalog.schema import HEAD_REVISION, KNOWN_REVISIONS
+from databacked.catalog.schema import HEAD_REVISION, KNOWN_REVISIONS, metadata
 from databacked.errors import CatalogError
 from databacked.secrets import redact_text
 
@@ -132,7 +135,10 @@ def ensure_schema(engine: sa.Engine, url: str) -> None:
             if current == {HEAD_REVISION}:
                 return
             _refuse_newer(current, url)
-            _upgrade(conn)
+            if current is None and not sa.inspect(conn).get_table_names():
+                _create_at_head(conn)
+            else:
+                _upgrade(conn)
     except sa.exc.SQLAlchemyError as exc:
         raise CatalogError(
             f"Could not migrate the catalog {redact(url)} to schema revision {HEAD_REVISION}: "
@@ -205,6 +211,19 @@ def _migration_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
         finally:
             conn.execute(unlock)
             conn.commit()
+
+
+def _create_at_head(conn: sa.Connection) -> None:
+    """An empty database: the head schema, stamped with its revision as Alembic would."""
+    metadata.create_all(conn)
+    version = sa.Table(
+        "alembic_version",
+        sa.MetaData(),
+        sa.Column("version_num", sa.String(32), nullable=False),
+        sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+    )
+    version.create(conn)
+    conn.execute(version.insert().values(version_num=HEAD_REVISION))
 
 
 def _upgrade(conn: sa.Connection) -> None:
