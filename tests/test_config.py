@@ -88,3 +88,20 @@ def test_pyproject_table_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (tmp_path / "pyproject.toml").write_text('[tool.databacked]\nexecutor = "threads"\n')
     assert load_settings().executor == "threads"
     assert load_settings(executor="inline").executor == "inline"
+
+
+def test_a_project_pyproject_without_our_table_keeps_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project's own pyproject.toml (databacked as a dependency, other tools' tables) is
+    not configuration: the defaults apply and pydantic-settings is not needed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "screen"\ndependencies = ["databacked[all]"]\n\n'
+        '[tool.ruff]\nsrc = ["src/databacked_screen"]\n'
+    )
+    assert type(load_settings()).__name__ == "PlainSettings"
+    assert load_settings().executor == "processes"
+    (tmp_path / "pyproject.toml").write_text('[tool.databacked\nexecutor = "threads"\n')
+    with pytest.raises(ConfigError):  # broken TOML goes to pydantic-settings, which says so
+        load_settings()

@@ -248,12 +248,8 @@ def _only_defaults_apply(given: dict[str, Any]) -> bool:
         return False
     if Path("databacked.toml").exists():
         return False
-    try:
-        pyproject = Path("pyproject.toml").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        pyproject = ""
-    if "databacked" in pyproject and "[tool." in pyproject:
-        return False  # possibly a [tool.databacked] table: let pydantic-settings read it
+    if _has_tool_table(Path("pyproject.toml")):
+        return False  # a [tool.databacked] table: let pydantic-settings read it
     for key, value in given.items():
         kind = _SIMPLE_OVERRIDES.get(key)
         if kind is None or type(value) is not kind:
@@ -261,15 +257,38 @@ def _only_defaults_apply(given: dict[str, Any]) -> bool:
     return True
 
 
+def _has_tool_table(pyproject: Path) -> bool:
+    """Whether ``pyproject`` has a ``[tool.databacked]`` table (or is unreadable TOML, which
+    pydantic-settings then reports)."""
+    import tomllib
+
+    try:
+        text = pyproject.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    if "databacked" not in text:
+        return False
+    try:
+        return "databacked" in tomllib.loads(text).get("tool", {})
+    except tomllib.TOMLDecodeError:
+        return True
+
+
 def load_settings(**overrides: Any) -> Any:
     """Build settings from files, environment and ``overrides`` (``None`` values ignored)."""
     given = {k: v for k, v in overrides.items() if v is not None}
     if _only_defaults_apply(given):
         return PlainSettings(**given)
+    import tomllib
+
     from pydantic import ValidationError
 
     try:
         return _models()["Settings"](**given)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"databacked.toml or pyproject.toml is not valid TOML ({exc}); fix the file."
+        ) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
