@@ -53,6 +53,12 @@ class CallState:
     error: str = ""
     attempts: int = 0
     upstream_ran: bool = False
+    deps: list[Any] | None = field(default=None, repr=False)
+    """Upstream nodes, fan-outs replaced by their calls as they expand (``upstream_ready``)."""
+    cursor: int = field(default=0, repr=False)
+    """How many of ``deps`` are known finished."""
+    blocker: int | None = field(default=None, repr=False)
+    """Id of the upstream node this call waits for, if any."""
 
     @property
     def step(self) -> Any:
@@ -174,23 +180,34 @@ def check_conflicts(states: list[CallState], seen: dict[str, CallState]) -> None
 
 
 def upstream_ready(state: CallState, states: dict[int, CallState]) -> str:
-    """``ready``, ``wait`` (an upstream is not finished) or ``skip`` (one failed)."""
-    result = "ready"
-    for dep in state.node.deps():
-        if not isinstance(dep, CallNode):
-            if dep.skipped:
+    """``ready``, ``wait`` (an upstream is not finished; ``state.blocker`` names it) or
+    ``skip`` (one failed).
+
+    Upstreams finish for good, so the scan resumes where the last one stopped: over a run,
+    each dependency is looked at about once, however often the call is examined.
+    """
+    if state.deps is None:
+        state.deps = list(state.node.deps())
+    deps, i = state.deps, state.cursor
+    while i < len(deps):
+        dep = deps[i]
+        if isinstance(dep, CallNode):
+            status = states[dep.id].status
+            if status in ("failed", "skipped"):
                 return "skip"
-            if dep.children is None:
+            if status not in ("cached", "ran"):
+                state.cursor, state.blocker = i, dep.id
                 return "wait"
-            deps = [states[c.id] for c in dep.children]
+            i += 1
+        elif dep.skipped:
+            return "skip"
+        elif dep.children is None:
+            state.cursor, state.blocker = i, dep.id
+            return "wait"
         else:
-            deps = [states[dep.id]]
-        for up in deps:
-            if up.status in ("failed", "skipped"):
-                return "skip"
-            if up.status not in ("cached", "ran"):
-                result = "wait"
-    return result
+            deps[i : i + 1] = dep.children  # a fan-out stands for the calls it became
+    state.cursor, state.blocker = i, None
+    return "ready"
 
 
 def compute_key(state: CallState, states: dict[int, CallState], hasher: FileHasher) -> None:

@@ -31,6 +31,8 @@ from databacked.errors import PipelineError
 
 POLL = 0.2
 """Seconds between looks at keys another driver is computing."""
+LOW_WATER = 8
+"""Keyed calls are leased and submitted once fewer than this many per worker are queued."""
 
 
 class Scheduler:
@@ -69,8 +71,14 @@ class Scheduler:
         self.targets: dict[str, CallState] = {}
         self.hasher = FileHasher(catalog)
         self.waiting_other: list[CallState] = []
-        self.pending: list[CallState] = []
-        """Calls not keyed yet: only these are looked at when something changes."""
+        self.examine: dict[CallState, None] = {}
+        """Pending calls to look at again: new ones, and those whose blocker just finished."""
+        self.watchers: dict[int, list[CallState]] = {}
+        """Node id -> pending calls blocked on it (``CallState.blocker``)."""
+        self.keyed: list[CallState] = []
+        """Calls keyed and due to run, not yet looked up and leased: they go to the catalog
+        together when the dispatcher runs short of work, in a few waves instead of one per
+        finished upstream."""
         self.expanders: list[ExpandNode] | None = None
         self.leaders: dict[str, CallState] = {}
         self.followers: dict[str, list[CallState]] = {}
@@ -94,6 +102,7 @@ class Scheduler:
         try:
             while True:
                 progressed = self._expand() | self._advance()
+                progressed |= self._submit_keyed()
                 self._poll_others()
                 busy = self.dispatch.busy or self.waiting_other
                 if not busy:
@@ -121,7 +130,7 @@ class Scheduler:
             state = CallState(node)
             self.states[node.id] = state
             self.order.append(state)
-            self.pending.append(state)
+            self.examine[state] = None
             render_targets(state, self.store)
             new.append(state)
         check_conflicts(new, self.targets)
@@ -140,6 +149,7 @@ class Scheduler:
             progressed = True
             if columns == "skip":
                 node.skipped = True
+                self._wake(node.id)
                 self.changed = True
                 continue
             lengths = {name: len(v) for name, v in {**columns, **node.statics}.items()}
@@ -155,6 +165,7 @@ class Scheduler:
                 children.append(self.graph.add_call(node.step, node.step.bind((), args)))
             node.children = children
             self._add(children)
+            self._wake(node.id)
             self.changed = True
         return progressed
 
@@ -194,13 +205,13 @@ class Scheduler:
         return get_format(record.format).read(self.store, record.path)
 
     def _advance(self) -> bool:
+        """Key the calls whose upstreams all finished (only those a change concerns)."""
+        if not self.examine:
+            return False
+        examine, self.examine = self.examine, {}
         ready: list[CallState] = []
         progressed = False
-        # re-examine waiting calls only after something finished (keeps big graphs linear-ish)
-        if not self.changed:
-            return False
-        self.changed = False
-        for state in self.pending:
+        for state in examine:
             if state.status != "pending":
                 continue
             verdict = upstream_ready(state, self.states)
@@ -209,8 +220,9 @@ class Scheduler:
                 progressed = True
             elif verdict == "ready":
                 ready.append(state)
-        leaving = set(ready)
-        self.pending = [s for s in self.pending if s.status == "pending" and s not in leaving]
+            else:
+                assert state.blocker is not None
+                self.watchers.setdefault(state.blocker, []).append(state)
         self.hasher.prefetch(ready)
         for state in ready:
             compute_key(state, self.states, self.hasher)
@@ -219,7 +231,6 @@ class Scheduler:
         self.hasher.flush()
         if not ready:
             return progressed
-        unique = []
         for state in ready:
             leader = self.leaders.get(state.key)
             if leader is not None and leader is not state:
@@ -229,7 +240,17 @@ class Scheduler:
                     self._follow(leader)
             else:
                 self.leaders[state.key] = state
-                unique.append(state)
+                self.keyed.append(state)  # still "pending" until classified
+        return True
+
+    def _submit_keyed(self) -> bool:
+        """Look up and lease the keyed calls, once the dispatcher's queue runs short (or
+        at once when planning): cached ones are done, the others are submitted."""
+        if not self.keyed:
+            return False
+        if not self.dry_run and len(self.dispatch.queue) > LOW_WATER * self.dispatch.workers:
+            return False
+        unique, self.keyed = self.keyed, []
         classify(unique, self.store, self.catalog, self.verify, refresh=not self.dry_run)
         runs = []
         for state in unique:
@@ -335,9 +356,15 @@ class Scheduler:
             time.sleep(POLL)
             self._lease_and_submit(rest)
 
+    def _wake(self, node_id: int) -> None:
+        for waiting in self.watchers.pop(node_id, ()):
+            self.examine[waiting] = None
+
     def _set(self, state: CallState, status: str, *, reason: str = "", error: str = "") -> None:
         state.status = status
         self.changed = True
+        if status in ("cached", "ran", "failed", "skipped"):
+            self._wake(state.node.id)
         if reason:
             state.reason = reason
         if error:
