@@ -135,6 +135,10 @@ class PlanResult:
         return {str(k): int(v) for k, v in self.calls["status"].value_counts().items()}
 
 
+WORKER_MODULES = ("databacked.engine.worker", "databacked.engine.capture", "databacked.store")
+"""What every worker imports before its first call (``Executor.warm``)."""
+
+
 def run(
     pipeline: Any,
     *args: Any,
@@ -160,7 +164,6 @@ def run(
 
     pipe = as_pipeline(pipeline)
     settings = _settings(store, catalog, executor, workers, verify)
-    store_obj, catalog_obj, own_catalog = _open(store, catalog, settings)
     own_executor = executor is None or isinstance(executor, str)
     executor_name = executor or settings.executor
     executor_obj = get_executor(
@@ -168,6 +171,15 @@ def run(
         workers=workers or settings.workers,
         **_executor_options(executor_name, settings),
     )
+    try:
+        warm = getattr(executor_obj, "warm", None)
+        if own_executor and warm is not None:
+            warm(WORKER_MODULES)  # workers start while the driver opens the catalog and plans
+        store_obj, catalog_obj, own_catalog = _open(store, catalog, settings)
+    except BaseException:
+        if own_executor:
+            executor_obj.close()
+        raise
     try:
         traced = pipe.trace(*args, **kwargs)
         lossy.check_graph(traced.graph)

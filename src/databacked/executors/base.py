@@ -113,6 +113,10 @@ class BaseExecutor:
         entry per item: the item's return value, or :class:`ItemFailed` if it raised."""
         return self.submit(run_batch, fn, list(batch))
 
+    def warm(self, modules: Sequence[str] = ()) -> None:
+        """Start workers now, importing ``modules`` in them, so their start-up overlaps the
+        driver's own (opening the catalog, planning); executors without a start-up ignore it."""
+
     def close(self) -> None:
         if self._closed:
             return

@@ -10,7 +10,7 @@ hanging the run; the next submission gets a fresh pool.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Future, InvalidStateError, ThreadPoolExecutor
 from typing import Any
 
@@ -89,6 +89,7 @@ class ProcessExecutor(BaseExecutor):
         self.max_workers = _positive(workers, self.name)
         self._idle_timeout = idle_timeout
         self._pool: Any = None
+        self._used = False
         self._lock = threading.Lock()
 
     def _fresh_pool(self, broken: Any = None) -> Any:
@@ -108,8 +109,17 @@ class ProcessExecutor(BaseExecutor):
                 self._pool = pool
             return pool
 
+    def warm(self, modules: Sequence[str] = ()) -> None:
+        """Spawn the workers now (loky starts them all on the first task), each importing
+        ``modules``; the driver does not wait for it."""
+        self._check_open()
+        pool = self._fresh_pool()
+        for _ in range(self.max_workers):
+            pool.submit(import_modules, tuple(modules))
+
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         self._check_open()
+        self._used = True
         pool = self._fresh_pool()
         try:
             inner = pool.submit(fn, *args)
@@ -130,7 +140,16 @@ class ProcessExecutor(BaseExecutor):
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True)
+            # Workers that were only warmed (a run with nothing to compute) need no goodbye.
+            pool.shutdown(wait=self._used, kill_workers=not self._used)
+
+
+def import_modules(modules: Sequence[str]) -> None:
+    """A warming task: import what the calls to come will need."""
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
 
 
 def _is_broken(pool: Any) -> bool:
