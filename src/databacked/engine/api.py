@@ -173,8 +173,8 @@ def run(
     )
     try:
         warm = getattr(executor_obj, "warm", None)
-        if own_executor and warm is not None:
-            warm(WORKER_MODULES)  # workers start while the driver opens the catalog and plans
+        if own_executor and warm is not None and _first_run(catalog or settings.catalog):
+            warm(WORKER_MODULES)  # workers start while the driver creates the catalog, plans
         store_obj, catalog_obj, own_catalog = _open(store, catalog, settings)
     except BaseException:
         if own_executor:
@@ -284,6 +284,20 @@ def _open(store: Any, catalog: Any, settings: Any) -> tuple[Any, Any, bool]:
     own_catalog = not isinstance(catalog, Catalog)
     catalog_obj = catalog if not own_catalog else Catalog.open(catalog or settings.catalog)
     return store_obj, catalog_obj, own_catalog
+
+
+def _first_run(catalog: Any) -> bool:
+    """Whether the catalog is a SQLite file that does not exist yet: everything will
+    compute, so workers are worth starting before anything is known. (On a rerun they
+    start with the first call; most reruns compute little or nothing.)"""
+    if not isinstance(catalog, str | os.PathLike):
+        return False
+    url = os.fspath(catalog)
+    if url.startswith("sqlite:///"):
+        url = url[len("sqlite:///") :].partition("?")[0]
+    elif "://" in url or url.startswith("sqlite:"):
+        return False
+    return url not in ("", ":memory:") and not os.path.exists(url)
 
 
 def _pickle_by_value(steps: Any) -> None:

@@ -48,6 +48,12 @@ def package_versions(modules: Iterable[str] = ()) -> dict[str, str]:
     names = {*_ALWAYS, *(m.split(".")[0] for m in modules if m and m != "__main__")}
     out: dict[str, str] = {}
     for name in sorted(names):
+        # An imported package usually says its version; asking importlib.metadata scans
+        # every sys.path entry (tens of ms a name, on every run).
+        version = getattr(sys.modules.get(name), "__version__", None)
+        if isinstance(version, str):
+            out[name] = version
+            continue
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
