@@ -11,7 +11,7 @@ import io
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from databacked.errors import FormatError
@@ -32,7 +32,15 @@ class ArtifactRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: dataclasses.asdict deep-copies recursively, a cost on every call's journal
+        return {
+            "path": self.path,
+            "hash": self.hash,
+            "size": self.size,
+            "format": self.format,
+            "stamp": self.stamp,
+            "metadata": dict(self.metadata),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtifactRecord:

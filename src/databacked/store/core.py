@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import shutil
@@ -36,6 +37,27 @@ from databacked.store.folders import (
     repair_folder,
 )
 from databacked.store.writers import HashingWriter, SeekableWriter
+
+_SEPARATORS = re.compile(r"[/\\]")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalised(text: str) -> str | None:
+    """``text`` as a normalised relative POSIX path, None when it would leave the store.
+    (Cached: a call's write asks about the same path several times.)"""
+    parts = [p for p in _SEPARATORS.split(text) if p not in ("", ".")]
+    if (
+        not text
+        or "\0" in text
+        or text.startswith(("/", "\\"))
+        or _DRIVE.match(text) is not None
+        or "\\" in text
+        or ".." in parts
+        or not parts
+    ):
+        return None
+    return "/".join(parts)
 
 
 class Store:
@@ -123,22 +145,13 @@ class Store:
     def check_path(self, relpath: str | os.PathLike[str]) -> str:
         """The normalised POSIX relative path, or ``PathEscapeError`` if it leaves the store."""
         text = os.fspath(relpath)
-        parts = [p for p in re.split(r"[/\\]", text) if p not in ("", ".")]
-        bad = (
-            not text
-            or "\0" in text
-            or text.startswith(("/", "\\"))
-            or re.match(r"^[A-Za-z]:", text) is not None
-            or "\\" in text
-            or ".." in parts
-            or not parts
-        )
-        if bad:
+        normal = _normalised(text)
+        if normal is None:
             raise PathEscapeError(
                 f"Path {text!r} is not allowed in store {self.url}: use a non-empty relative "
                 "path inside the store, without '..', backslashes, NUL or a leading '/'."
             )
-        return "/".join(parts)
+        return normal
 
     def full_path(self, relpath: str) -> str:
         """The path on the filesystem: a local absolute path, or ``bucket/prefix/rel``."""
