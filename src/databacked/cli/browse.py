@@ -14,16 +14,15 @@ from databacked.cli.common import (
     JsonOption,
     StoreOption,
     console,
-    human_size,
     open_catalog,
     open_store,
     print_json,
     settings,
     short,
-    when,
 )
 from databacked.cli.progress import one_line
 from databacked.errors import ConfigError
+from databacked.units import human_size, when
 
 if TYPE_CHECKING:
     from databacked.catalog import Catalog

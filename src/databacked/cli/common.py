@@ -267,24 +267,6 @@ def short(key: str | None, n: int = 12) -> str:
     return (key or "")[:n]
 
 
-def human_size(size: float | None) -> str:
-    if size is None:
-        return ""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
-
-
-def when(epoch: float | None) -> str:
-    if epoch is None:
-        return ""
-    from datetime import datetime
-
-    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
-
-
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")
 ]

@@ -11,12 +11,12 @@ from databacked.cli.common import (
     StoreOption,
     console,
     did_you_mean,
-    human_size,
     open_catalog,
     open_store,
     settings,
 )
 from databacked.errors import ConfigError
+from databacked.units import human_size
 
 if TYPE_CHECKING:
     from databacked.catalog import Catalog

@@ -7,13 +7,14 @@ escapes all of them, so a file name with ``<script>`` in it is text wherever it 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from functools import cache
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from databacked.units import duration, human_size, when
 
 STATUS_CLASS = {
     "ok": "ok",
@@ -25,36 +26,6 @@ STATUS_CLASS = {
     "running": "live",
     "waiting": "muted",
 }
-
-
-def when(epoch: float | None) -> str:
-    if epoch is None:
-        return ""
-    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def human_size(size: float | None) -> str:
-    if size is None:
-        return ""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
 
 
 def pretty(value: Any) -> str:
