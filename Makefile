@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,test]'
 	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps 'roc-validator>=0.7'  # see [test] in pyproject
+	$(BIN)/python -m compileall -q src/databacked  # as a wheel install is: no compiling in every process
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install databacked with [all,test]

@@ -308,6 +308,10 @@ class Dispatcher:
 
     def _send(self, chunk: list[Job]) -> None:
         now = time.time()
+        if not self.futures and not self.records:
+            # nothing waits to be committed: the flush clock starts with this submission,
+            # or a cold run's first finished call would be flushed (and synced) alone
+            self.last_flush = time.monotonic()
         for job in chunk:
             job.started = now
         tasks = [j.task for j in chunk]
