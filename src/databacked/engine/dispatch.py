@@ -369,6 +369,9 @@ class Dispatcher:
 
     def _lost(self, jobs: list[Job], exc: BaseException) -> list[tuple[Job, Any]]:
         """A task failed as a whole (its worker died): what finished is in the journal."""
+        reap = getattr(self.executor, "reap", None)
+        if reap is not None:
+            reap()  # the dead worker's pool-mates stopped: they journal nothing more
         adopted = journal.read(self.store, [j.key for j in jobs if j.lease])  # this run's too
         out: list[tuple[Job, Any]] = []
         for job in jobs:

@@ -128,6 +128,17 @@ class ProcessExecutor(BaseExecutor):
             inner = self._fresh_pool(broken=pool).submit(fn, *args)
         return _relay(inner, self.name)
 
+    def reap(self) -> None:
+        """After a worker died: the broken pool's other workers are killed and waited for,
+        so whatever they finished is in the journal before the driver looks (loky ends
+        them only some time later, and meanwhile they go on with their batches)."""
+        with self._lock:
+            pool = self._pool
+            if pool is None or not _is_broken(pool):
+                return
+            self._pool = None
+        pool.shutdown(wait=True, kill_workers=True)
+
     def terminate(self) -> None:
         """Kill the workers now (a cancelled run past its grace period); the next submission
         gets a fresh pool."""
