@@ -5,15 +5,18 @@ runs. Many short calls travel as one task (``submit_batch``) so that 100,000 tin
 not 100,000 jobs; a failure inside a batch fails only its own item.
 
 Executors never import the engine or the catalog: they receive a plain function
-(``engine.worker.run_call``) and its arguments.
+(``engine.worker.run_call``) and its arguments. Executors that choose where a task runs (dask,
+celery) also take :meth:`BaseExecutor.place`: the task with its :class:`Placement` (timeouts,
+resources, queue); executors on this machine need none (the dispatcher holds their resources,
+and their workers stop a call at its timeout themselves).
 """
 
 from __future__ import annotations
 
 import traceback as _traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
 from databacked.errors import ExecutorError
@@ -41,6 +44,52 @@ class Executor(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc_info: object) -> None: ...
+
+
+RESOURCE_KINDS = ("cpus", "memory", "gpus")
+_KIND_ALIASES = {"cpu": "cpus", "gpu": "gpus", "mem": "memory"}
+BACKSTOP = 60.0
+"""Seconds past the sum of its calls' timeouts after which a task's process is killed."""
+
+
+def resource_kind(name: str) -> str:
+    """The kind a resource name means: ``GPU``, ``gpu`` and ``gpus`` are all ``gpus``.
+
+    >>> resource_kind("GPU"), resource_kind("MEMORY"), resource_kind("tpus")
+    ('gpus', 'memory', 'tpus')
+    """
+    lowered = str(name).lower()
+    return _KIND_ALIASES.get(lowered, lowered)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What one task asks of where it runs, for executors that place tasks (dask, celery)."""
+
+    timeouts: tuple[float | None, ...] = ()
+    """Per call of the task, the seconds it may run (None: no limit)."""
+    resources: Mapping[str, float] = field(default_factory=dict)
+    """What the task holds while it runs, by kind (``cpus``, ``memory`` in bytes, ``gpus``)."""
+    queue: str | None = None
+    """The queue the task goes to (celery); None: the executor's own."""
+
+    @property
+    def timed(self) -> bool:
+        """Whether a call of the task has a timeout."""
+        return any(self.timeouts)
+
+    @property
+    def limit(self) -> float | None:
+        """Seconds after which the task's process is killed: every call is then past its
+        timeout by far (a call stuck in C code, which the timer cannot interrupt). None when
+        a call has no timeout.
+
+        >>> Placement(timeouts=(1.0, 2.0)).limit
+        63.0
+        """
+        if not self.timeouts or any(t is None for t in self.timeouts):
+            return None
+        return sum(t for t in self.timeouts if t is not None) + BACKSTOP
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +162,10 @@ class BaseExecutor:
         entry per item: the item's return value, or :class:`ItemFailed` if it raised."""
         return self.submit(run_batch, fn, list(batch))
 
+    def place(self, placement: Placement, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` where ``placement`` asks; here, wherever :meth:`submit` does."""
+        return self.submit(fn, *args)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -142,4 +195,14 @@ class BaseExecutor:
         return f"<{type(self).__name__} {self.name!r} max_workers={self.max_workers}>"
 
 
-__all__ = ["BaseExecutor", "Executor", "ItemFailed", "run_batch", "split_batch"]
+__all__ = [
+    "BACKSTOP",
+    "RESOURCE_KINDS",
+    "BaseExecutor",
+    "Executor",
+    "ItemFailed",
+    "Placement",
+    "resource_kind",
+    "run_batch",
+    "split_batch",
+]
