@@ -19,7 +19,7 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
-from databacked.errors import ExecutorError
+from databacked.errors import CallTimeout, ExecutorError
 
 
 @runtime_checkable
@@ -72,6 +72,8 @@ class Placement:
     """What the task holds while it runs, by kind (``cpus``, ``memory`` in bytes, ``gpus``)."""
     queue: str | None = None
     """The queue the task goes to (celery); None: the executor's own."""
+    backstop: float = BACKSTOP
+    """Seconds past the sum of the timeouts before the task's process is killed."""
 
     @property
     def timed(self) -> bool:
@@ -89,7 +91,20 @@ class Placement:
         """
         if not self.timeouts or any(t is None for t in self.timeouts):
             return None
-        return sum(t for t in self.timeouts if t is not None) + BACKSTOP
+        return sum(t for t in self.timeouts if t is not None) + self.backstop
+
+    def overrun(self) -> CallTimeout:
+        """The error of a task whose process was killed at :attr:`limit`."""
+        why = "(stuck outside Python code, in C or a system call), so its process was killed"
+        if len(self.timeouts) == 1:
+            return CallTimeout(
+                f"timeout after {self.timeouts[0]:g} s; the call did not stop at it {why} "
+                f"after {self.limit:g} s"
+            )
+        return CallTimeout(
+            f"timeout after {self.limit:g} s for the {len(self.timeouts)} calls of one task; "
+            f"they did not stop at their timeouts {why}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

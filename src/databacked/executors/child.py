@@ -6,7 +6,8 @@ whose calls have timeouts therefore runs in a fresh child process of its dask wo
 (``python -m databacked.executors.child``): the calls run in the child's main thread, each
 stopped at its own timeout (failed with ``timeout after N s``) while the child goes on with
 the next call. A child still running ``limit`` seconds after it started -- a call stuck in C
-code, which the timer cannot interrupt -- is killed, and the task fails with ``CallTimeout``.
+code, which the timer cannot interrupt -- is killed, and the task fails with ``CallTimeout``
+(``Placement.overrun``).
 
 The function and its arguments travel to the child as cloudpickle on its stdin, the result
 back on its stdout: the child trusts its parent, which had already unpickled them from dask.
@@ -26,14 +27,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from databacked.errors import CallTimeout, ExecutorError
+from databacked.errors import ExecutorError
+from databacked.executors.base import Placement
 
 PARENT_POLL = 1.0
 """Seconds between the child's looks at whether its parent is still alive."""
 
 
-def run_in_child(limit: float | None, fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in a child process; killed past ``limit`` seconds (None: never)."""
+def run_in_child(placement: Placement, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a child process, killed past ``placement.limit`` seconds."""
     import cloudpickle
 
     payload = cloudpickle.dumps((fn, args))
@@ -50,14 +52,11 @@ def run_in_child(limit: float | None, fn: Callable[..., Any], *args: Any) -> Any
             f"timeout: {exc}; check the worker's process limits."
         ) from exc
     try:
-        out, _ = proc.communicate(payload, timeout=limit)
+        out, _ = proc.communicate(payload, timeout=placement.limit)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        raise CallTimeout(
-            f"timeout after {limit:g} s: the call did not stop at its timeout (stuck outside "
-            "Python, in C code or a system call), so its process was killed"
-        ) from None
+        raise placement.overrun() from None
     if proc.returncode != 0 or not out:
         code = proc.returncode
         how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"

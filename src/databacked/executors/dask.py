@@ -267,7 +267,7 @@ class DaskExecutor(BaseExecutor):
         of the worker when a call has a timeout (see the module doc)."""
         resources = self._worker_resources(placement.resources) if placement.resources else None
         if placement.timed:
-            return self._submit(run_in_child, (placement.limit, fn, *args), resources, fn)
+            return self._submit(run_in_child, (placement, fn, *args), resources, fn)
         return self._submit(fn, args, resources)
 
     def check_resources(self, owner: str, needs: Mapping[str, float]) -> None:
