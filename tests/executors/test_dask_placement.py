@@ -6,6 +6,9 @@ refused before anything runs."""
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +18,12 @@ import pytest
 
 import databacked as db
 from databacked.catalog import Catalog
-from databacked.errors import PipelineError
+from databacked.errors import CallTimeout, PipelineError
+from databacked.executors.base import Placement
+from databacked.specs.runner import run_specs
+from databacked.store import Store
 from databacked.testing import services
+from databacked.testing.executor_contract import TIMEOUT
 
 distributed = services.require("distributed", "dask")
 
@@ -164,3 +171,44 @@ def test_a_step_asking_more_than_any_worker_offers_fails_before_running(
     assert message.startswith("Step on_two_gpus asks for gpus=2 but no worker of the dask")
     assert "they offer GPU=1" in message
     assert not (tmp_path / "times.txt").exists()
+
+
+def stuck(seconds: float) -> str:
+    """As a call stuck in C code: the timer's signal never reaches Python."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(seconds)
+    return "slept"
+
+
+def test_a_call_the_timer_cannot_stop_has_its_child_process_killed(cluster: Any) -> None:
+    placement = Placement(timeouts=(1.0,), backstop=2.0)  # killed 3 s after it started
+    with DaskExecutor(cluster=cluster) as executor:
+        future = executor.place(placement, stuck, 30)
+        with pytest.raises(CallTimeout, match=r"^timeout after 1 s; the call did not stop"):
+            future.result(timeout=TIMEOUT)
+        assert executor.submit(os.getpid).result(timeout=TIMEOUT) > 0  # the worker goes on
+
+
+def test_datum_timeout_stops_a_command_on_dask(cluster: Any, tmp_path: Path) -> None:
+    store = Store(tmp_path / "data")
+    for name in ("fast1", "slow", "fast2"):
+        store.put_bytes(f"texts/{name}.txt", name.encode())
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "p.yml").write_text(
+        textwrap.dedent(
+            """
+            pipeline: copy
+            datum_timeout: 1s
+            input: {repo: texts, glob: "/(*).txt"}
+            transform:
+              cmd: [sh, -c, "case {1} in slow) sleep 30;; esac; cp {input_dir}/texts/* {o}"]
+            """
+        ).replace("{o}", "{output_dir}")
+    )
+    with Catalog.open(tmp_path / "catalog.db") as catalog, DaskExecutor(cluster=cluster) as ex:
+        result = run_specs(tmp_path / "pipelines", store=store, catalog=catalog, executor=ex)
+    [failed] = result.of("copy", "failed")
+    assert failed.error == "timeout after 1 s"
+    assert sorted(r.status for r in result.of("copy")) == ["failed", "ran", "ran"]
+    assert store.read_bytes("copy/fast1.txt") == b"fast1"
+    assert not store.exists("copy/slow.txt")
