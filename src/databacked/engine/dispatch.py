@@ -31,7 +31,7 @@ from databacked.engine.events import CallEvent
 from databacked.engine.journal import pid_alive
 from databacked.engine.resources import Pool
 from databacked.engine.worker import CallOutcome, can_time_out, run_batch
-from databacked.errors import ConfigError
+from databacked.errors import CallTimeout, ConfigError
 from databacked.executors.base import Placement
 
 FLUSH_SECONDS = 1.0
@@ -386,11 +386,13 @@ class Dispatcher:
     def _lost(self, jobs: list[Job], exc: BaseException) -> list[tuple[Job, Any]]:
         """A task failed as a whole (its worker died): what finished is in the journal."""
         adopted = journal.read(self.store, [j.key for j in jobs if j.lease])  # this run's too
+        # a lone call whose process was killed past its timeout is not run again to find out
+        overran = isinstance(exc, CallTimeout) and len(jobs) == 1
         out: list[tuple[Job, Any]] = []
         for job in jobs:
             if job.key in adopted:
                 out.append((job, adopted[job.key]))
-            elif id(job) not in self.lost:
+            elif id(job) not in self.lost and not overran:
                 self.lost.add(id(job))
                 self.suspects.append(job)
             else:
