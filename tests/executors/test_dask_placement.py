@@ -70,6 +70,16 @@ def on_two_gpus(x: int, marks: str) -> int:
     return x
 
 
+@db.step(target="modest/{x}.json", resources={"cpu": 1, "memory": "1GB"})
+def modest(x: int, marks: str) -> int:
+    return x
+
+
+@db.step(target="greedy/{x}.json", resources={"cpus": 3})
+def greedy(x: int, marks: str) -> int:
+    return x
+
+
 @db.pipeline
 def four(marks: str) -> Any:
     return sleepy.map(x=[0, 1, 2, 3], marks=marks)
@@ -93,6 +103,16 @@ def free(marks: str) -> Any:
 @db.pipeline
 def too_big(marks: str) -> Any:
     return on_two_gpus.map(x=[0, 1], marks=marks)
+
+
+@db.pipeline
+def modest_pipeline(marks: str) -> Any:
+    return modest.map(x=[0, 1], marks=marks)
+
+
+@db.pipeline
+def greedy_pipeline(marks: str) -> Any:
+    return greedy.map(x=[0, 1], marks=marks)
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +232,9 @@ def test_datum_timeout_stops_a_command_on_dask(cluster: Any, tmp_path: Path) -> 
     assert sorted(r.status for r in result.of("copy")) == ["failed", "ran", "ran"]
     assert store.read_bytes("copy/fast1.txt") == b"fast1"
     assert not store.exists("copy/slow.txt")
+
+
+def test_our_local_cluster_offers_its_threads_and_memory(cluster: Any, tmp_path: Path) -> None:
+    assert _run(modest_pipeline, cluster, tmp_path).counts()["ran"] == 2
+    with pytest.raises(PipelineError, match=r"asks for cpus=3 but .*they offer GPU=1, cpus=2, "):
+        _run(greedy_pipeline, cluster, tmp_path)

@@ -8,7 +8,8 @@ Three ways to get a cluster, in this order of precedence:
   ``scheduler_file=``: connect to a running scheduler.
 - ``cluster_class="dask_jobqueue.SLURMCluster"`` with ``cluster_kwargs`` and ``scale``: any
   cluster class (jobqueue, dask_kubernetes...) imported by path, started and closed by us.
-- nothing: a ``LocalCluster`` of worker processes on 127.0.0.1, dashboard off.
+- nothing: a ``LocalCluster`` of worker processes on 127.0.0.1, dashboard off; each worker
+  offers its threads and its share of the memory as the resources ``cpus`` and ``memory``.
 
 A worker that dies mid-task is the scheduler's business: it reschedules the task on another
 worker up to ``distributed.scheduler.allowed-failures`` times, so the run completes; past
@@ -100,10 +101,18 @@ def start_local_cluster(
     allowed_failures: int | None = None,
     resources: Mapping[str, float] | None = None,
 ) -> Any:
-    """A ``LocalCluster`` of ``n_workers`` worker processes, on loopback, logs quiet;
-    each worker offers ``resources`` (e.g. ``{"gpus": 1}``)."""
+    """A ``LocalCluster`` of ``n_workers`` worker processes, on loopback, logs quiet.
+
+    Each worker offers its threads as ``cpus`` and its share of the memory as ``memory``
+    (what dask gives it), plus ``resources`` (e.g. ``{"gpus": 1}``, which may also set those).
+    """
     distributed = _distributed()
     import dask
+    from distributed.system import MEMORY_LIMIT
+
+    given = {resource_kind(name) for name in resources or {}}
+    shares = {"cpus": float(threads_per_worker), "memory": float(MEMORY_LIMIT) / n_workers}
+    offered = {k: v for k, v in shares.items() if k not in given} | dict(resources or {})
 
     settings: dict[str, Any] = {}
     if allowed_failures is not None:
@@ -122,7 +131,7 @@ def start_local_cluster(
                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                 worker_dashboard_address="127.0.0.1:0",
                 silence_logs=logging.ERROR,
-                resources=dict(resources) if resources else None,
+                resources=offered,
             )
     except Exception as exc:
         raise ExecutorError(
@@ -289,7 +298,9 @@ class DaskExecutor(BaseExecutor):
             if all(kind in offer and offer[kind][1] >= amount for kind, amount in needs.items()):
                 self._names.update({kind: offer[kind][0] for kind in needs})
                 return
-        given = sorted({f"{name}={amount:g}" for o in offers for name, amount in o.values()})
+        given = sorted(
+            {f"{name}={_amount(resource_kind(name), n)}" for o in offers for name, n in o.values()}
+        )
         raise PipelineError(
             f"{owner} asks for {_show(needs)} but no worker of the dask cluster at "
             f"{self.address} offers that much (they offer {', '.join(given) or 'no resources'}); "
@@ -456,7 +467,11 @@ def _offered(resources: Mapping[str, float]) -> dict[str, tuple[str, float]]:
 
 
 def _show(needs: Mapping[str, float]) -> str:
-    return ", ".join(f"{kind}={amount:g}" for kind, amount in needs.items())
+    return ", ".join(f"{kind}={_amount(kind, amount)}" for kind, amount in needs.items())
+
+
+def _amount(kind: str, amount: float) -> str:
+    return f"{amount / 1e9:.3g}GB" if kind == "memory" else f"{amount:g}"
 
 
 def _unwrap(arg: Any) -> Any:
