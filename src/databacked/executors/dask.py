@@ -170,6 +170,8 @@ class DaskExecutor(BaseExecutor):
         self._lock = threading.Lock()
         self._names: dict[str, str] = {}
         """Resource kind -> the name the cluster's workers offer it under."""
+        self._fits: set[frozenset[tuple[str, float]]] = set()
+        """Requests a worker was found to hold (one look at the cluster per request)."""
         if client is not None:
             self.client = client
         elif cluster is not None:
@@ -282,6 +284,9 @@ class DaskExecutor(BaseExecutor):
     def check_resources(self, owner: str, needs: Mapping[str, float]) -> None:
         """Refuse, before anything runs, a request that no worker of the cluster can hold
         (dask would otherwise keep the task waiting for ever)."""
+        request = frozenset(needs.items())
+        if request in self._fits:
+            return
         workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
         if not workers:
             log.warning(
@@ -297,6 +302,7 @@ class DaskExecutor(BaseExecutor):
         for offer in offers:
             if all(kind in offer and offer[kind][1] >= amount for kind, amount in needs.items()):
                 self._names.update({kind: offer[kind][0] for kind in needs})
+                self._fits.add(request)
                 return
         given = sorted(
             {f"{name}={_amount(resource_kind(name), n)}" for o in offers for name, n in o.values()}
