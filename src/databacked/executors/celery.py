@@ -63,6 +63,8 @@ TASK = "databacked.run_wire"
 """The one Celery task: a base64 call tar in, ``{"answer": base64 tar}`` or ``{"refused": ...}``."""
 DEFAULT_QUEUE = "databacked"
 DEFAULT_TASK_TIMEOUT = 24 * 3600.0
+_MARGIN = 600.0
+"""Seconds a broker waits for an unacknowledged call beyond the task timeout."""
 # The worker-side body, named by import string: executors must not import the top layer.
 _SERVE = "databacked.worker:serve"
 _READY = {"SUCCESS", "FAILURE", "REVOKED"}
@@ -121,10 +123,6 @@ def create_app(
     )
     app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)(run_wire)
     return app
-
-
-_MARGIN = 600.0
-"""Seconds a broker waits for an unacknowledged call beyond the task timeout."""
 
 
 def declared(app: Celery, name: str, task_timeout: float) -> Queue:
