@@ -36,7 +36,7 @@ WORKER_START = 60.0  # seconds a worker may take to say "ready"
 @contextmanager
 def celery_worker(
     broker: str,
-    queue: str,
+    queue: str | None,
     log: Path,
     *,
     backend: str | None = None,
@@ -44,18 +44,21 @@ def celery_worker(
     project: Path | None = None,
     extra: tuple[str, ...] = (),
     key: str | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A ``databacked worker`` process, ready to consume; killed with its pool afterwards.
 
-    It starts in ``project``: the folder whose modules (the tests' steps) it may run.
+    It starts in ``project``: the folder whose modules (the tests' steps) it may run. With
+    ``queue`` None it consumes only the queues ``extra`` names (``--queues``).
     """
-    env = dict(os.environ)
+    env = {**os.environ, **(env_extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p or os.getcwd() for p in sys.path))
     env.pop("DATABACKED_WORKER_KEY", None)
     if key:
         env["DATABACKED_WORKER_KEY"] = key
     command = [sys.executable, "-c", "from databacked.cli import main; main()", "worker"]
-    command += ["--broker", broker, "--queue", queue, "--concurrency", str(concurrency)]
+    command += ["--broker", broker, "--concurrency", str(concurrency)]
+    command += ["--queue", queue] if queue else []
     command += list(extra)
     if backend:
         command += ["--backend", backend]

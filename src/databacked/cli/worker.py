@@ -6,7 +6,9 @@ its workers share one configuration. A message on the broker is not trusted: the
 only steps and spec transforms from the modules it may import (``--import``, ``[worker]
 imports``, the folder it was started in), unpickles nothing unless started with
 ``--allow-pickle``, and with ``[worker] key`` (or ``DATABACKED_WORKER_KEY``) only signed
-messages.
+messages. ``--queues gpu`` makes a worker for the steps that say ``@db.step(queue="gpu")``:
+it consumes only those queues (start it where the GPU is, with a ``--concurrency`` the GPU
+can hold).
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def worker(
     ] = None,
     queue: Annotated[
         str | None, typer.Option(help="Queue to consume (default: settings, 'databacked').")
+    ] = None,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queues",
+            help="Consume these queues instead (comma-separated or repeated), e.g. gpu for "
+            "the steps with @db.step(queue='gpu'); with --queue, that one too.",
+        ),
     ] = None,
     task_timeout: Annotated[
         float | None,
@@ -89,16 +99,21 @@ def worker(
         )
     if url.startswith("celery://"):
         url = url[len("celery://") :]
-    name = queue or config.queue
+    names = [q.strip() for given in queues or () for q in given.split(",") if q.strip()]
+    if queue or not names:
+        names.insert(0, queue or config.queue)
+    names = list(dict.fromkeys(names))
     app = create_app(
         url,
         backend or config.backend,
-        queue=name,
+        queue=names[0],
+        queues=names,
         task_timeout=task_timeout or config.task_timeout,
     )
     check_broker(app, url)
     console.print(
-        f"databacked worker: broker {redact(url)}, queue {name!r}, imports "
+        f"databacked worker: broker {redact(url)}, "
+        f"queue{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))}, imports "
         f"{', '.join(policy.imports) or '(project folder only)'}, project {policy.project}, "
         f"pickle {'allowed' if policy.allow_pickle else 'refused'}, "
         f"messages {'signed' if policy.key else 'unsigned'}",
@@ -108,7 +123,7 @@ def worker(
         "worker",
         "--pool=prefork",
         f"--concurrency={concurrency or os.cpu_count() or 1}",
-        f"--queues={name}",
+        f"--queues={','.join(names)}",
         f"--loglevel={loglevel}",
         # Unique per process, so several workers on one machine are told apart.
         f"--hostname=databacked-{os.getpid()}@{socket.gethostname()}",

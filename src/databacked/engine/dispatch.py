@@ -31,7 +31,8 @@ from databacked.engine.events import CallEvent
 from databacked.engine.journal import pid_alive
 from databacked.engine.resources import Pool
 from databacked.engine.worker import CallOutcome, can_time_out, run_batch
-from databacked.errors import ConfigError
+from databacked.errors import CallTimeout, ConfigError
+from databacked.executors.base import Placement
 
 FLUSH_SECONDS = 1.0
 FLUSH_CALLS = 500
@@ -39,10 +40,10 @@ FLUSH_CALLS = 500
 BATCH_SECONDS = 0.5
 """Work per batched task, from observed call durations (about 0.2-1 s)."""
 MAX_BATCH = 256
-NO_TIMEOUTS = ("threads", "dask")
+NO_TIMEOUTS = ("threads",)
+"""Executors whose calls run in threads that a timer cannot interrupt."""
 LOCAL = ("inline", "threads", "processes", "subprocess")
 """Executors whose calls share this machine's resources (dask and celery place their own)."""
-"""Executors whose calls run in threads that a timer cannot interrupt."""
 log = logging.getLogger("databacked.engine.dispatch")
 
 
@@ -69,6 +70,8 @@ class Job:
     """Seconds one attempt may run (enforced in the worker, see ``worker.deadline``)."""
     resources: dict[str, float] = field(default_factory=dict)
     """What one attempt holds while it runs (``engine.resources.parse``)."""
+    queue: str | None = None
+    """The queue its calls go to on executors with queues (celery); None: the default."""
     attempts: int = 0
     started: float = field(default=0.0, repr=False)
 
@@ -158,13 +161,16 @@ class Dispatcher:
             raise ConfigError(
                 f"'{name}' has a timeout of {seconds:g} s, which the {kind} executor cannot "
                 "enforce (a running thread cannot be stopped); use executor 'processes', "
-                "'subprocess' or 'celery', or remove the timeout."
+                "'subprocess', 'dask' or 'celery', or remove the timeout."
             )
 
     def check_resources(self, name: str, needs: Mapping[str, float]) -> None:
-        """Refuse, before anything runs, a call asking for more than the capacities hold."""
+        """Refuse, before anything runs, a call asking for more than the capacities hold
+        (on a cluster: more than any of its workers offers)."""
         if needs and self.pool is not None:
             self.pool.check(name, needs)
+        elif needs and hasattr(self.executor, "check_resources"):
+            self.executor.check_resources(name, needs)
 
     @property
     def pool(self) -> Pool | None:
@@ -299,7 +305,7 @@ class Dispatcher:
             chunk = [job]
             size = self._batch_size(job)
             while len(chunk) < size and index < len(self.queue):
-                if self.queue[index].resources:
+                if self.queue[index].resources or self.queue[index].queue != job.queue:
                     break
                 chunk.append(self.queue[index])
                 del self.queue[index]
@@ -316,12 +322,26 @@ class Dispatcher:
             job.started = now
         tasks = [j.task for j in chunk]
         crashpoint("scheduler.submit")
-        future = self.executor.submit(run_batch, tasks, self.store, self.journal_id)
+        future = self._place(chunk, tasks)
         self.futures[future] = chunk
         needs = chunk[0].resources
         if needs and self.pool is not None:
             self.pool.take(needs)
             self.holding[future] = needs
+
+    def _place(self, chunk: list[Job], tasks: list[Any]) -> Future[Any]:
+        """Submit a task; executors that place tasks (dask, celery) learn what it asks."""
+        args = (tasks, self.store, self.journal_id)
+        first, timeouts = chunk[0], tuple(j.timeout for j in chunk)
+        place = getattr(self.executor, "place", None)
+        if (
+            place is None
+            or getattr(self.executor, "name", "") in LOCAL
+            or not (first.resources or first.queue or any(timeouts))
+        ):
+            return self.executor.submit(run_batch, *args)  # type: ignore[no-any-return]
+        placement = Placement(timeouts, first.resources, first.queue)
+        return place(placement, run_batch, *args)  # type: ignore[no-any-return]
 
     def _batch_size(self, job: Job) -> int:
         if job.batch:
@@ -373,11 +393,13 @@ class Dispatcher:
         if reap is not None:
             reap()  # the dead worker's pool-mates stopped: they journal nothing more
         adopted = journal.read(self.store, [j.key for j in jobs if j.lease])  # this run's too
+        # a lone call whose process was killed past its timeout is not run again to find out
+        overran = isinstance(exc, CallTimeout) and len(jobs) == 1
         out: list[tuple[Job, Any]] = []
         for job in jobs:
             if job.key in adopted:
                 out.append((job, adopted[job.key]))
-            elif id(job) not in self.lost:
+            elif id(job) not in self.lost and not overran:
                 self.lost.add(id(job))
                 self.suspects.append(job)
             else:

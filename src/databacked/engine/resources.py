@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from databacked.errors import PipelineError
+from databacked.executors.base import RESOURCE_KINDS as KINDS
+from databacked.executors.base import resource_kind
 
-KINDS = ("cpus", "memory", "gpus")
-_ALIASES = {"cpu": "cpus", "gpu": "gpus", "mem": "memory"}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([kmgtp]?)(i?)b?\s*", re.IGNORECASE)
 
 
@@ -30,7 +30,7 @@ def parse(needs: Mapping[str, Any] | None, owner: str = "resources") -> dict[str
     """``{"cpus": 2, "memory": "4GB"}`` -> ``{"cpus": 2.0, "memory": 4e9}``; bad -> one sentence."""
     out: dict[str, float] = {}
     for name, value in (needs or {}).items():
-        kind = _ALIASES.get(str(name).lower(), str(name).lower())
+        kind = resource_kind(name)
         if value is None:
             continue
         if kind not in KINDS:

@@ -300,6 +300,7 @@ class Scheduler:
             batch=step.batch,
             timeout=step.timeout,
             resources=parse(step.resources, f"Step {step.name}"),
+            queue=step.queue,
         )
 
     def _spec(self, state: CallState) -> CallSpec:

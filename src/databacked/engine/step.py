@@ -43,6 +43,7 @@ class Step:
         lossy_ok: bool = False,
         timeout: float | None = None,
         resources: Mapping[str, Any] | None = None,
+        queue: str | None = None,
     ) -> None:
         if target is not None and targets is not None:
             raise PipelineError(
@@ -70,6 +71,8 @@ class Step:
         """Seconds a call may run before it is stopped and failed (None: no limit)."""
         self.resources = dict(resources or {})
         """What one call needs at once: {"cpus": 2, "memory": "4GB", "gpus": 1}."""
+        self.queue = _queue(queue, fn.__name__)
+        """The Celery queue its calls go to (``databacked worker --queues``); None: the default."""
         self.signature = inspect.signature(fn)
         self._fingerprint: str | None = None
         self._files: set[str] | None = None
@@ -221,6 +224,7 @@ def step(
     lossy_ok: bool = False,
     timeout: float | None = None,
     resources: Mapping[str, Any] | None = None,
+    queue: str | None = None,
 ) -> Any:
     """Declare a pipeline step, with or without arguments.
 
@@ -244,6 +248,7 @@ def step(
         lossy_ok=lossy_ok,
         timeout=timeout,
         resources=resources,
+        queue=queue,
     )
     if fn is not None:
         return Step(fn, **options)  # type: ignore[arg-type]
@@ -262,6 +267,16 @@ def _seconds(timeout: float | None, name: str) -> float | None:
             f"Step {name!r} has timeout={timeout!r}; give a positive number of seconds."
         )
     return seconds
+
+
+def _queue(queue: str | None, name: str) -> str | None:
+    if queue is None:
+        return None
+    if not isinstance(queue, str) or not queue.strip() or queue != queue.strip():
+        raise PipelineError(
+            f"Step {name!r} has queue={queue!r}; give the name of a Celery queue, such as 'gpu'."
+        )
+    return queue
 
 
 __all__ = ["SINGLE", "Step", "step"]

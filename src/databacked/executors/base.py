@@ -5,18 +5,21 @@ runs. Many short calls travel as one task (``submit_batch``) so that 100,000 tin
 not 100,000 jobs; a failure inside a batch fails only its own item.
 
 Executors never import the engine or the catalog: they receive a plain function
-(``engine.worker.run_call``) and its arguments.
+(``engine.worker.run_call``) and its arguments. Executors that choose where a task runs (dask,
+celery) also take :meth:`BaseExecutor.place`: the task with its :class:`Placement` (timeouts,
+resources, queue); executors on this machine need none (the dispatcher holds their resources,
+and their workers stop a call at its timeout themselves).
 """
 
 from __future__ import annotations
 
 import traceback as _traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
-from databacked.errors import ExecutorError
+from databacked.errors import CallTimeout, ExecutorError
 
 
 @runtime_checkable
@@ -41,6 +44,67 @@ class Executor(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc_info: object) -> None: ...
+
+
+RESOURCE_KINDS = ("cpus", "memory", "gpus")
+_KIND_ALIASES = {"cpu": "cpus", "gpu": "gpus", "mem": "memory"}
+BACKSTOP = 60.0
+"""Seconds past the sum of its calls' timeouts after which a task's process is killed."""
+
+
+def resource_kind(name: str) -> str:
+    """The kind a resource name means: ``GPU``, ``gpu`` and ``gpus`` are all ``gpus``.
+
+    >>> resource_kind("GPU"), resource_kind("MEMORY"), resource_kind("tpus")
+    ('gpus', 'memory', 'tpus')
+    """
+    lowered = str(name).lower()
+    return _KIND_ALIASES.get(lowered, lowered)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What one task asks of where it runs, for executors that place tasks (dask, celery)."""
+
+    timeouts: tuple[float | None, ...] = ()
+    """Per call of the task, the seconds it may run (None: no limit)."""
+    resources: Mapping[str, float] = field(default_factory=dict)
+    """What the task holds while it runs, by kind (``cpus``, ``memory`` in bytes, ``gpus``)."""
+    queue: str | None = None
+    """The queue the task goes to (celery); None: the executor's own."""
+    backstop: float = BACKSTOP
+    """Seconds past the sum of the timeouts before the task's process is killed."""
+
+    @property
+    def timed(self) -> bool:
+        """Whether a call of the task has a timeout."""
+        return any(self.timeouts)
+
+    @property
+    def limit(self) -> float | None:
+        """Seconds after which the task's process is killed: every call is then past its
+        timeout by far (a call stuck in C code, which the timer cannot interrupt). None when
+        a call has no timeout.
+
+        >>> Placement(timeouts=(1.0, 2.0)).limit
+        63.0
+        """
+        if not self.timeouts or any(t is None for t in self.timeouts):
+            return None
+        return sum(t for t in self.timeouts if t is not None) + self.backstop
+
+    def overrun(self) -> CallTimeout:
+        """The error of a task whose process was killed at :attr:`limit`."""
+        why = "(stuck outside Python code, in C or a system call), so its process was killed"
+        if len(self.timeouts) == 1:
+            return CallTimeout(
+                f"timeout after {self.timeouts[0]:g} s; the call did not stop at it {why} "
+                f"after {self.limit:g} s"
+            )
+        return CallTimeout(
+            f"timeout after {self.limit:g} s for the {len(self.timeouts)} calls of one task; "
+            f"they did not stop at their timeouts {why}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +181,10 @@ class BaseExecutor:
         """Start workers now, importing ``modules`` in them, so their start-up overlaps the
         driver's own (opening the catalog, planning); executors without a start-up ignore it."""
 
+    def place(self, placement: Placement, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` where ``placement`` asks; here, wherever :meth:`submit` does."""
+        return self.submit(fn, *args)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -146,4 +214,14 @@ class BaseExecutor:
         return f"<{type(self).__name__} {self.name!r} max_workers={self.max_workers}>"
 
 
-__all__ = ["BaseExecutor", "Executor", "ItemFailed", "run_batch", "split_batch"]
+__all__ = [
+    "BACKSTOP",
+    "RESOURCE_KINDS",
+    "BaseExecutor",
+    "Executor",
+    "ItemFailed",
+    "Placement",
+    "resource_kind",
+    "run_batch",
+    "split_batch",
+]

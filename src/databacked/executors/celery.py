@@ -9,6 +9,13 @@ need the store, never the catalog. ``acks_late`` with
 ``task_reject_on_worker_lost`` and a prefetch of one mean a worker killed mid-call has its
 call redelivered to another worker rather than lost.
 
+Placement: a step's ``queue=`` sends its calls to that queue, which only the workers started
+with ``databacked worker --queues NAME`` consume (resources are a matter of which workers
+consume which queue: Celery counts none). A call past its timeout is stopped inside the worker
+(the prefork pool runs it in a child's main thread, where the timer works); a task still
+running well past the sum of its calls' timeouts (``Placement.limit``: a call stuck in C code)
+is killed by Celery's hard time limit, which replaces the pool process.
+
 One background thread per executor sends the calls and collects the results, so a run of
 10,000 calls does not mean 10,000 waiting threads.
 """
@@ -23,8 +30,9 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any
 
@@ -32,8 +40,15 @@ from celery import Celery
 from kombu import Queue
 
 from databacked.errors import ExecutorError, WireError
-from databacked.executors.base import BaseExecutor, ItemFailed
-from databacked.executors.lifecycle import DROPPED, Liveness, WorkerWatch, consumers, driver_alive
+from databacked.executors.base import BaseExecutor, ItemFailed, Placement
+from databacked.executors.lifecycle import (
+    DROPPED,
+    Liveness,
+    WorkerWatch,
+    consumers,
+    driver_alive,
+    is_redis,
+)
 from databacked.executors.remote import decode_answer, encode_call
 from databacked.executors.signing import worker_key
 from databacked.executors.wire import (
@@ -48,6 +63,8 @@ TASK = "databacked.run_wire"
 """The one Celery task: a base64 call tar in, ``{"answer": base64 tar}`` or ``{"refused": ...}``."""
 DEFAULT_QUEUE = "databacked"
 DEFAULT_TASK_TIMEOUT = 24 * 3600.0
+_MARGIN = 600.0
+"""Seconds a broker waits for an unacknowledged call beyond the task timeout."""
 # The worker-side body, named by import string: executors must not import the top layer.
 _SERVE = "databacked.worker:serve"
 _READY = {"SUCCESS", "FAILURE", "REVOKED"}
@@ -71,25 +88,20 @@ def create_app(
     backend: str | None = None,
     *,
     queue: str = DEFAULT_QUEUE,
+    queues: Sequence[str] = (),
     task_timeout: float = DEFAULT_TASK_TIMEOUT,
     connect_timeout: float = 4.0,
 ) -> Celery:
     """The Celery application shared by the driver and ``databacked worker``.
 
-    Both sides must build it with the same ``queue`` and ``task_timeout``: RabbitMQ refuses
-    to redeclare a queue with other arguments.
+    ``queue`` is where calls go by default; ``queues`` are declared too (those a worker
+    consumes, or steps name). Both sides must build it with the same ``task_timeout``:
+    RabbitMQ refuses to redeclare a queue with other arguments.
     """
-    is_redis = broker.split("://", 1)[0] in {"redis", "rediss"}
     app = Celery("databacked", broker=broker, backend=backend or default_backend(broker))
-    # Redis redelivers an unacknowledged call after the visibility timeout; RabbitMQ cancels a
-    # consumer that holds a call longer than its consumer timeout. Both must outlast a step.
-    margin = 600.0
     transport: dict[str, Any] = {}
-    queue_arguments: dict[str, Any] = {}
-    if is_redis:
-        transport["visibility_timeout"] = int(task_timeout + margin)
-    else:
-        queue_arguments["x-consumer-timeout"] = int((task_timeout + margin) * 1000)
+    if is_redis(broker):
+        transport["visibility_timeout"] = int(task_timeout + _MARGIN)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -99,18 +111,28 @@ def create_app(
         accept_content=["json"],
         result_accept_content=["json"],
         task_default_queue=queue,
-        task_queues=[Queue(queue, routing_key=queue, queue_arguments=queue_arguments or None)],
+        task_queues=[declared(app, name, task_timeout) for name in dict.fromkeys([queue, *queues])],
         broker_transport_options=transport,
         broker_connection_timeout=connect_timeout,
         broker_connection_retry_on_startup=True,
         redis_socket_connect_timeout=connect_timeout,
         # A lost connection means the broker redelivers the call: stop running it here.
         worker_cancel_long_running_tasks_on_connection_loss=True,
-        result_expires=int(task_timeout + margin),
+        result_expires=int(task_timeout + _MARGIN),
         worker_hijack_root_logger=False,
     )
     app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)(run_wire)
     return app
+
+
+def declared(app: Celery, name: str, task_timeout: float) -> Queue:
+    """The queue ``name`` as the driver and every worker declare it (same arguments)."""
+    arguments: dict[str, Any] = {}
+    if not is_redis(app.conf.broker_url or ""):
+        # Redis redelivers an unacknowledged call after the visibility timeout; RabbitMQ
+        # cancels a consumer holding a call past its consumer timeout: both outlast a step.
+        arguments["x-consumer-timeout"] = int((task_timeout + _MARGIN) * 1000)
+    return Queue(name, routing_key=name, queue_arguments=arguments or None)
 
 
 def check_broker(app: Celery, url: str, timeout: float = 4.0) -> None:
@@ -189,6 +211,7 @@ class CeleryExecutor(BaseExecutor):
         self.broker = url
         self.max_workers = workers or os.cpu_count() or 1
         self.queue = queue
+        self.task_timeout = task_timeout
         self.allow_pickle = allow_pickle
         self.limits = limits or Limits()
         self.capture_limit = capture_limit
@@ -199,6 +222,7 @@ class CeleryExecutor(BaseExecutor):
         )
         check_broker(self.app, url, connect_timeout)
         self.no_worker_warning = no_worker_warning
+        self._told: set[str] = set()
         self.driver = uuid.uuid4().hex
         try:
             self._liveness = Liveness(self.app, self.driver)
@@ -207,7 +231,7 @@ class CeleryExecutor(BaseExecutor):
                 f"The celery executor could not register with the broker at {redact(url)}: "
                 f"{exc}; check that it runs."
             ) from exc
-        self._inbox: SimpleQueue[tuple[str, Future[Any], bool] | None] = SimpleQueue()
+        self._inbox: SimpleQueue[_Message | None] = SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="databacked-celery", daemon=True)
         self._thread.start()
 
@@ -221,8 +245,30 @@ class CeleryExecutor(BaseExecutor):
         """One Celery task runs ``fn`` over every argument tuple; see ``base.run_batch``."""
         return self._submit(fn, [tuple(args) for args in batch], batch=True)
 
+    def place(self, placement: Placement, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` on a worker consuming ``placement.queue``, killed by Celery's hard
+        time limit at ``placement.limit`` (the calls stop at their own timeouts before)."""
+        return self._submit(fn, [tuple(args)], batch=False, placement=placement)
+
+    def check_resources(self, owner: str, needs: Mapping[str, float]) -> None:
+        """Celery counts no resources: say so once per step (they go by queue)."""
+        if owner not in self._told:
+            self._told.add(owner)
+            log.warning(
+                "%s asks for %s, which the celery executor does not count: it sends a step's "
+                "calls to the queue the step names (@db.step(queue='gpu')), and the workers "
+                "consuming it (databacked worker --queues gpu --concurrency N) must be sized "
+                "for them.",
+                owner,
+                ", ".join(f"{kind}={amount:g}" for kind, amount in needs.items()),
+            )
+
     def _submit(
-        self, fn: Callable[..., Any], items: list[tuple[Any, ...]], batch: bool
+        self,
+        fn: Callable[..., Any],
+        items: list[tuple[Any, ...]],
+        batch: bool,
+        placement: Placement | None = None,
     ) -> Future[Any]:
         self._check_open()
         future: Future[Any] = Future()
@@ -232,7 +278,7 @@ class CeleryExecutor(BaseExecutor):
             # Like a failed call, not a crash of the run: the scheduler records it.
             future.set_exception(ExecutorError(f"The celery executor cannot send this call: {exc}"))
             return future
-        self._inbox.put((payload, future, batch))
+        self._inbox.put(_Message(payload, future, batch, placement or Placement()))
         return future
 
     def encode(self, fn: Callable[..., Any], items: Sequence[Sequence[Any]]) -> bytes:
@@ -260,7 +306,7 @@ class CeleryExecutor(BaseExecutor):
     def _loop(self) -> None:
         """Send what was submitted, collect what is ready; all Celery I/O stays on this thread
         (the ``rpc://`` backend reads replies on the thread that sent the calls)."""
-        pending: dict[str, tuple[Any, Future[Any], bool]] = {}
+        pending: dict[str, _Sent] = {}
         stopping = False
         liveness = self._liveness
         watch = WorkerWatch(self, redact(self.broker))
@@ -287,26 +333,30 @@ class CeleryExecutor(BaseExecutor):
                 # and dropped by any later worker, which finds this driver gone.
                 liveness.end()
                 self._revoke(list(pending))
-                for result, future, _ in pending.values():
-                    future.cancel() or future.set_exception(_closed())
-                    _forget(result)
+                for sent in pending.values():
+                    sent.future.cancel() or sent.future.set_exception(_closed())
+                    _forget(sent.result)
                 pending.clear()
                 break
             liveness.renew()
             if pending:
-                collected = len(pending)
-                self._collect(pending)
-                watch.check(bool(pending), collected > len(pending))
+                answered = self._collect(pending)
+                watch.check({sent.queue for sent in pending.values()}, answered)
 
-    def _send(
-        self, message: tuple[str, Future[Any], bool], pending: dict[str, tuple[Any, Future, bool]]
-    ) -> None:
-        payload, future, batch = message
+    def _send(self, message: _Message, pending: dict[str, _Sent]) -> None:
+        future, placement = message.future, message.placement
         if not future.set_running_or_notify_cancel():
             return
+        queue = placement.queue or self.queue
         try:
+            if queue not in self.app.amqp.queues:
+                self.app.amqp.queues.add(declared(self.app, queue, self.task_timeout))
             result = self.app.send_task(
-                TASK, args=[payload], kwargs={"driver": self.driver}, queue=self.queue
+                TASK,
+                args=[message.payload],
+                kwargs={"driver": self.driver},
+                queue=queue,
+                time_limit=placement.limit,
             )
         except Exception as exc:
             future.set_exception(
@@ -316,26 +366,32 @@ class CeleryExecutor(BaseExecutor):
                 )
             )
             return
-        pending[result.id] = (result, future, batch)
+        pending[result.id] = _Sent(result, future, message.batch, queue, placement)
 
-    def _collect(self, pending: dict[str, tuple[Any, Future[Any], bool]]) -> None:
+    def _collect(self, pending: dict[str, _Sent]) -> set[str]:
+        """Settle the futures of finished tasks; the queues that answered."""
         try:
             ready = self._ready(list(pending))
         except Exception as exc:
             error = ExecutorError(
                 f"The celery executor lost its result backend ({exc}); check that it runs."
             )
-            for _, future, _ in pending.values():
-                future.set_exception(error)
+            for sent in pending.values():
+                sent.future.set_exception(error)
             pending.clear()
-            return
+            return set()
+        answered = set()
         for task_id, (status, value) in ready.items():
-            result, future, batch = pending.pop(task_id)
-            _forget(result)
+            sent = pending.pop(task_id)
+            answered.add(sent.queue)
+            _forget(sent.result)
             try:
-                future.set_result(self._answer(status, value, batch))
+                if _time_limit_exceeded(status, value) and sent.placement.timed:
+                    raise sent.placement.overrun()
+                sent.future.set_result(self._answer(status, value, sent.batch))
             except BaseException as exc:
-                future.set_exception(exc)
+                sent.future.set_exception(exc)
+        return answered
 
     def _ready(self, ids: list[str]) -> dict[str, tuple[str, Any]]:
         """(status, result) of the finished tasks among ``ids``; one MGET on key-value backends."""
@@ -375,9 +431,9 @@ class CeleryExecutor(BaseExecutor):
             return item
         return [item if ok else ItemFailed(item, trace) for ok, item, trace in results]
 
-    def consumers(self) -> int:
-        """Workers consuming this executor's queue."""
-        return consumers(self.app, self.queue)
+    def consumers(self, queue: str | None = None) -> int:
+        """Workers consuming ``queue`` (default: this executor's queue)."""
+        return consumers(self.app, queue or self.queue)
 
     def _revoke(self, task_ids: list[str]) -> None:
         if task_ids:
@@ -391,6 +447,33 @@ class CeleryExecutor(BaseExecutor):
 
     def __repr__(self) -> str:
         return f"<CeleryExecutor broker={redact(self.broker)!r} queue={self.queue!r}>"
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """A call on its way to the sending thread."""
+
+    payload: str
+    future: Future[Any]
+    batch: bool
+    placement: Placement
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A call sent, waiting for its answer."""
+
+    result: Any
+    future: Future[Any]
+    batch: bool
+    queue: str
+    placement: Placement
+
+
+def _time_limit_exceeded(status: str, value: Any) -> bool:
+    """Whether Celery's hard time limit killed the task (the exception, or its JSON form)."""
+    kind = value.get("exc_type") if isinstance(value, dict) else type(value).__name__
+    return status == "FAILURE" and kind == "TimeLimitExceeded"
 
 
 def _current_app() -> Celery:

@@ -8,13 +8,24 @@ Three ways to get a cluster, in this order of precedence:
   ``scheduler_file=``: connect to a running scheduler.
 - ``cluster_class="dask_jobqueue.SLURMCluster"`` with ``cluster_kwargs`` and ``scale``: any
   cluster class (jobqueue, dask_kubernetes...) imported by path, started and closed by us.
-- nothing: a ``LocalCluster`` of worker processes on 127.0.0.1, dashboard off.
+- nothing: a ``LocalCluster`` of worker processes on 127.0.0.1, dashboard off; each worker
+  offers its threads and its share of the memory as the resources ``cpus`` and ``memory``.
 
 A worker that dies mid-task is the scheduler's business: it reschedules the task on another
 worker up to ``distributed.scheduler.allowed-failures`` times, so the run completes; past
 that, the call fails with :class:`ExecutorError` naming the executor. Dask's own ``retries=``
 is deliberately not used: it would also re-run a step that raised, which is the engine's
 decision (the step's ``retries=``), not the executor's.
+
+Timeouts: dask runs tasks in worker threads, which no timer can interrupt, so a task whose
+calls have timeouts runs in a child process of its worker (``executors/child.py``), where each
+call is stopped at its timeout as on ``processes``; the child costs a Python start-up per task.
+
+Resources: a step's ``resources={"gpus": 1}`` become dask worker resources of the task, under
+the name the workers give them (``dask worker --resources "GPU=1"``, ``LocalCluster(resources=
+{"GPU": 1})`` or ``DaskExecutor(resources={"gpus": 1})``; ``gpu``, ``GPU`` and ``gpus`` are the
+same kind). The scheduler then runs at once only what a worker's resources hold, and a step
+asking for more than every worker offers is refused before anything runs.
 
 Dependent data staying on the workers: every future this executor returns carries its
 ``distributed.Future`` as ``.dask_future``. Passing such a future (or a ``distributed.Future``)
@@ -31,14 +42,16 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from databacked.errors import ExecutorError
-from databacked.executors.base import BaseExecutor, run_batch
+from databacked.errors import ExecutorError, PipelineError
+from databacked.executors.base import BaseExecutor, Placement, resource_kind, run_batch
+from databacked.executors.child import run_in_child
 
 _INSTALL_HINT = "pip install 'databacked[dask]'"
+log = logging.getLogger("databacked.executors.dask")
 
 
 def _distributed() -> Any:
@@ -82,11 +95,24 @@ def import_cluster_class(path: str) -> type[Any]:
 
 
 def start_local_cluster(
-    n_workers: int, threads_per_worker: int = 1, *, allowed_failures: int | None = None
+    n_workers: int,
+    threads_per_worker: int = 1,
+    *,
+    allowed_failures: int | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> Any:
-    """A ``LocalCluster`` of ``n_workers`` worker processes, on loopback, logs quiet."""
+    """A ``LocalCluster`` of ``n_workers`` worker processes, on loopback, logs quiet.
+
+    Each worker offers its threads as ``cpus`` and its share of the memory as ``memory``
+    (what dask gives it), plus ``resources`` (e.g. ``{"gpus": 1}``, which may also set those).
+    """
     distributed = _distributed()
     import dask
+    from distributed.system import MEMORY_LIMIT
+
+    given = {resource_kind(name) for name in resources or {}}
+    shares = {"cpus": float(threads_per_worker), "memory": float(MEMORY_LIMIT) / n_workers}
+    offered = {k: v for k, v in shares.items() if k not in given} | dict(resources or {})
 
     settings: dict[str, Any] = {}
     if allowed_failures is not None:
@@ -105,6 +131,7 @@ def start_local_cluster(
                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                 worker_dashboard_address="127.0.0.1:0",
                 silence_logs=logging.ERROR,
+                resources=offered,
             )
     except Exception as exc:
         raise ExecutorError(
@@ -133,6 +160,7 @@ class DaskExecutor(BaseExecutor):
         timeout: float = 10.0,
         client: Any = None,
         cluster: Any = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         distributed = _distributed()
@@ -140,6 +168,10 @@ class DaskExecutor(BaseExecutor):
         self._owns_client = client is None
         self._pending: dict[str, tuple[Any, Future[Any]]] = {}
         self._lock = threading.Lock()
+        self._names: dict[str, str] = {}
+        """Resource kind -> the name the cluster's workers offer it under."""
+        self._fits: set[frozenset[tuple[str, float]]] = set()
+        """Requests a worker was found to hold (one look at the cluster per request)."""
         if client is not None:
             self.client = client
         elif cluster is not None:
@@ -166,7 +198,10 @@ class DaskExecutor(BaseExecutor):
 
                     count = default_workers()
                 self._owned_cluster = start_local_cluster(
-                    int(count), threads_per_worker, allowed_failures=allowed_failures
+                    int(count),
+                    threads_per_worker,
+                    allowed_failures=allowed_failures,
+                    resources=resources,
                 )
             try:
                 self.client = self._connect(distributed, self._owned_cluster, timeout=timeout)
@@ -236,9 +271,65 @@ class DaskExecutor(BaseExecutor):
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` as one task; each submission gets its own key."""
+        return self._submit(fn, args)
+
+    def place(self, placement: Placement, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` on a worker offering ``placement.resources``; in a child process
+        of the worker when a call has a timeout (see the module doc)."""
+        resources = self._worker_resources(placement.resources) if placement.resources else None
+        if placement.timed:
+            return self._submit(run_in_child, (placement, fn, *args), resources, fn)
+        return self._submit(fn, args, resources)
+
+    def check_resources(self, owner: str, needs: Mapping[str, float]) -> None:
+        """Refuse, before anything runs, a request that no worker of the cluster can hold
+        (dask would otherwise keep the task waiting for ever)."""
+        request = frozenset(needs.items())
+        if request in self._fits:
+            return
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+        if not workers:
+            log.warning(
+                "%s asks for %s, but the dask cluster at %s has no workers yet to check that "
+                "against; its calls wait for a worker offering it.",
+                owner,
+                _show(needs),
+                self.address,
+            )
+            self._names.update({kind: kind for kind in needs if kind not in self._names})
+            return
+        offers = [_offered(info.get("resources") or {}) for info in workers.values()]
+        for offer in offers:
+            if all(kind in offer and offer[kind][1] >= amount for kind, amount in needs.items()):
+                self._names.update({kind: offer[kind][0] for kind in needs})
+                self._fits.add(request)
+                return
+        given = sorted(
+            {f"{name}={_amount(resource_kind(name), n)}" for o in offers for name, n in o.values()}
+        )
+        raise PipelineError(
+            f"{owner} asks for {_show(needs)} but no worker of the dask cluster at "
+            f"{self.address} offers that much (they offer {', '.join(given) or 'no resources'}); "
+            'start workers with --resources "GPU=1" (dask worker), LocalCluster(resources=...) '
+            "or DaskExecutor(resources=...), or lower the request."
+        )
+
+    def _worker_resources(self, needs: Mapping[str, float]) -> dict[str, float]:
+        if any(kind not in self._names for kind in needs):
+            self.check_resources("A call", needs)
+        return {self._names[kind]: amount for kind, amount in needs.items()}
+
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        resources: dict[str, float] | None = None,
+        named: Callable[..., Any] | None = None,
+    ) -> Future[Any]:
         self._check_open()
-        label = getattr(fn, "__name__", "call")
-        if fn is run_batch and args:
+        named = named or fn
+        label = getattr(named, "__name__", "call")
+        if named is run_batch and args:
             label = f"batch-{getattr(args[0], '__name__', 'call')}"
         # Our own unique key: identical calls (a retried call, a no-op step) must each run,
         # never be merged into one task by dask's content-based keys.
@@ -247,7 +338,7 @@ class DaskExecutor(BaseExecutor):
         outer.set_running_or_notify_cancel()
         try:
             dask_future = self.client.submit(
-                fn, *[_unwrap(arg) for arg in args], key=key, pure=False
+                fn, *[_unwrap(arg) for arg in args], key=key, pure=False, resources=resources
             )
         except Exception as exc:
             # Like a process pool: the call fails, the run goes on with the other calls.
@@ -374,6 +465,19 @@ def _wait_for_file(path: str, timeout: float) -> None:
                 f"`dask scheduler --scheduler-file {path}` first, or correct the path."
             )
         time.sleep(0.1)
+
+
+def _offered(resources: Mapping[str, float]) -> dict[str, tuple[str, float]]:
+    """Kind -> (name, amount) of what one worker offers."""
+    return {resource_kind(name): (name, float(amount)) for name, amount in resources.items()}
+
+
+def _show(needs: Mapping[str, float]) -> str:
+    return ", ".join(f"{kind}={_amount(kind, amount)}" for kind, amount in needs.items())
+
+
+def _amount(kind: str, amount: float) -> str:
+    return f"{amount / 1e9:.3g}GB" if kind == "memory" else f"{amount:g}"
 
 
 def _unwrap(arg: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 from celery import Celery
@@ -103,39 +104,45 @@ def consumers(app: Celery, queue: str) -> int:
 
 
 class WorkerWatch:
-    """Says once, after ``no_worker_warning`` seconds of waiting with no answer, when no
-    worker consumes the queue: else the driver waits silently up to the task timeout."""
+    """Says once per queue, after ``no_worker_warning`` seconds of waiting on it with no
+    answer from it, when no worker consumes that queue: else the driver waits silently up to
+    the task timeout (a step's ``queue=`` that no ``databacked worker --queues`` serves)."""
 
     def __init__(self, executor: Any, shown_broker: str) -> None:
         self.executor, self.shown = executor, shown_broker
-        self.since: float | None = None
-        self.done = executor.no_worker_warning <= 0
+        self.since: dict[str, float] = {}
+        self.done: set[str] = set()
+        self.off = executor.no_worker_warning <= 0
 
-    def check(self, waiting: bool, answered: bool) -> None:
-        if self.done or answered or not waiting:
-            self.since = None if (answered or not waiting) else self.since
-            self.done = self.done or answered
+    def check(self, waiting: Collection[str], answered: Collection[str]) -> None:
+        """``waiting``: queues with calls not answered yet; ``answered``: queues that just
+        answered (a queue that ever answered has a worker: it is never warned about)."""
+        if self.off:
             return
+        self.done.update(answered)
+        for queue in [q for q in self.since if q not in waiting or q in self.done]:
+            del self.since[queue]
         now = time.monotonic()
-        self.since = self.since or now
-        if now - self.since < self.executor.no_worker_warning:
-            return
-        self.done = True
-        try:
-            found = self.executor.consumers()
-        except Exception:  # the broker hiccuped: say nothing rather than something wrong
-            return
-        if found == 0:
-            ex = self.executor
-            log.warning(
-                "No Celery worker has taken a call from queue %r on %s in %.0f s; start one "
-                "where the data is reachable: databacked worker --broker %s --queue %s",
-                ex.queue,
-                self.shown,
-                ex.no_worker_warning,
-                self.shown,
-                ex.queue,
-            )
+        for queue in waiting:
+            if queue in self.done:
+                continue
+            if now - self.since.setdefault(queue, now) < self.executor.no_worker_warning:
+                continue
+            self.done.add(queue)
+            try:
+                found = self.executor.consumers(queue)
+            except Exception:  # noqa: S112 - the broker hiccuped: say nothing rather than wrong
+                continue
+            if found == 0:
+                log.warning(
+                    "No Celery worker has taken a call from queue %r on %s in %.0f s; start one "
+                    "where the data is reachable: databacked worker --broker %s --queues %s",
+                    queue,
+                    self.shown,
+                    self.executor.no_worker_warning,
+                    self.shown,
+                    queue,
+                )
 
 
 def is_redis(url: str) -> bool:
