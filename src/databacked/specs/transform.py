@@ -47,7 +47,7 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from databacked.engine.keys import fingerprint as code_fingerprint
 from databacked.engine.keys import is_project_local
@@ -55,10 +55,12 @@ from databacked.errors import SpecError
 from databacked.formats.base import ArtifactRecord
 from databacked.formats.registry import format_for_path, get_format, resolve_format
 from databacked.hashing import combine, hash_file
-from databacked.specs.datums import Datum
 from databacked.specs.globs import compile_glob
-from databacked.specs.model import Spec
 from databacked.store import Store
+
+if TYPE_CHECKING:  # workers import this module: no pydantic there
+    from databacked.specs.datums import Datum
+    from databacked.specs.model import Spec
 
 TAIL = 4000
 """Characters of a failed command's stderr kept in its error message."""
