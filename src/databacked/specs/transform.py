@@ -39,7 +39,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -56,6 +55,7 @@ from databacked.formats.base import ArtifactRecord
 from databacked.formats.registry import format_for_path, get_format, resolve_format
 from databacked.hashing import combine, hash_file
 from databacked.specs.globs import compile_glob
+from databacked.specs.scratch import scratch
 from databacked.store import Store
 
 if TYPE_CHECKING:  # workers import this module: no pydantic there
@@ -115,10 +115,9 @@ def run_datum(task: DatumTask, store: Store) -> DatumOutcome:
     started = time.time()
     out = err = ""
     try:
-        with tempfile.TemporaryDirectory(prefix="databacked-datum-") as scratch:
-            input_dir = Path(scratch) / "in"
-            output_dir = Path(scratch) / "out"
-            output_dir.mkdir(parents=True)
+        with scratch([layout for _path, layout in task.files]) as folder:  # kept per worker
+            input_dir = folder / "in"
+            output_dir = folder / "out"
             laid = lay_out(store, task.files, input_dir)
             if task.function is not None:
                 returned, out, err = _call_python(task, laid, input_dir, output_dir)
