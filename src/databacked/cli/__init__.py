@@ -5,9 +5,11 @@ from __future__ import annotations
 
 def main() -> None:
     """Entry point of the ``databacked`` console script."""
-    from databacked.cli.app import app
+    import sys
 
-    app(prog_name="databacked")
+    from databacked.cli.app import for_argv
+
+    for_argv(sys.argv[1:])(prog_name="databacked")
 
 
 __all__ = ["main"]

@@ -7,11 +7,14 @@ their bodies so ``databacked --help`` stays fast.
 
 from __future__ import annotations
 
+import copy
 import traceback
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
+from typer.main import get_command_name
 
 from databacked.cli.common import err_console, wide_when_piped
 from databacked.errors import DatabackedError
@@ -115,3 +118,21 @@ def _register() -> None:
 
 
 _register()
+
+
+def for_argv(argv: Sequence[str]) -> typer.Typer:
+    """The app holding only the command ``argv`` names, so typer builds the options of one
+    command rather than of all of them (a sixth of a no-op ``spec run``); the whole app when
+    ``argv`` names none (help, an unknown name and its "did you mean")."""
+    name = next((arg for arg in argv if not arg.startswith("-")), None)  # root options are flags
+    commands = [
+        c
+        for c in app.registered_commands
+        if (c.name or get_command_name(c.callback.__name__ if c.callback else "")) == name
+    ]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return app
+    narrow = copy.copy(app)
+    narrow.registered_commands, narrow.registered_groups = commands, groups
+    return narrow

@@ -7,7 +7,6 @@ when a name or an extension is not a built-in one. Pickle is never chosen by def
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import Any
 
 from databacked.errors import FormatError, UnknownFormatError
@@ -43,6 +42,8 @@ def _builtin() -> dict[str, type[Format]]:
 def plugins() -> dict[str, type[Format]]:
     """Formats registered by installed distributions, loaded once."""
     if "loaded" not in _plugins:
+        import importlib.metadata  # a scan of every distribution: only when asked
+
         found: dict[str, type[Format]] = {}
         for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:

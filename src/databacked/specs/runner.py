@@ -156,7 +156,7 @@ def _modules(specs: Sequence[Spec]) -> list[str]:
 
 
 def run_task(task: DatumTask, store: Store) -> DatumOutcome:
-    """What executors run for one datum (a top-level function, pickled by reference)."""
+    """``run_datum``, by its earlier name (messages of earlier drivers name it)."""
     return run_datum(task, store)
 
 
@@ -217,7 +217,7 @@ class _Execution:
         return Job(
             key=state.key,
             name=state.pipeline,
-            task=(run_task, self.planner.task(state), timeout),
+            task=(run_datum, self.planner.task(state), timeout),  # light in workers
             state=state,
             known=state.had_row,
             retries=spec.retries,

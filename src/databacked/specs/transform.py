@@ -39,7 +39,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -47,7 +46,7 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from databacked.engine.keys import fingerprint as code_fingerprint
 from databacked.engine.keys import is_project_local
@@ -55,10 +54,13 @@ from databacked.errors import SpecError
 from databacked.formats.base import ArtifactRecord
 from databacked.formats.registry import format_for_path, get_format, resolve_format
 from databacked.hashing import combine, hash_file
-from databacked.specs.datums import Datum
 from databacked.specs.globs import compile_glob
-from databacked.specs.model import Spec
+from databacked.specs.scratch import scratch
 from databacked.store import Store
+
+if TYPE_CHECKING:  # workers import this module: no pydantic there
+    from databacked.specs.datums import Datum
+    from databacked.specs.model import Spec
 
 TAIL = 4000
 """Characters of a failed command's stderr kept in its error message."""
@@ -113,10 +115,9 @@ def run_datum(task: DatumTask, store: Store) -> DatumOutcome:
     started = time.time()
     out = err = ""
     try:
-        with tempfile.TemporaryDirectory(prefix="databacked-datum-") as scratch:
-            input_dir = Path(scratch) / "in"
-            output_dir = Path(scratch) / "out"
-            output_dir.mkdir(parents=True)
+        with scratch([layout for _path, layout in task.files]) as folder:  # kept per worker
+            input_dir = folder / "in"
+            output_dir = folder / "out"
             laid = lay_out(store, task.files, input_dir)
             if task.function is not None:
                 returned, out, err = _call_python(task, laid, input_dir, output_dir)
