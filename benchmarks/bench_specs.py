@@ -497,24 +497,8 @@ def bench_edges(work: Path) -> list[dict]:
 # --- entry --------------------------------------------------------------------------------
 
 
-def _byte_compiled() -> bool:
-    """Byte-compile databacked's modules, as installing its wheel does.
-
-    An editable checkout under ``PYTHONDONTWRITEBYTECODE`` (this machine's shells set it)
-    otherwise compiles every databacked module again in every process the benchmark times,
-    while the bare loop's numpy and imageio come with their bytecode: about 0.8x the bare
-    loop's no-op, which no user of an installed databacked pays.
-    """
-    import compileall
-
-    import databacked
-
-    return bool(compileall.compile_dir(Path(databacked.__file__).parent, quiet=1))
-
-
 def run() -> list[dict]:
     rows: list[dict] = []
-    _byte_compiled()
     with tempfile.TemporaryDirectory(prefix="databacked-bench-specs-") as tmp:
         work = Path(tmp)
         for part in (bench_planning, bench_watch, bench_edges):
