@@ -2,9 +2,9 @@
 
 ``sys.stdout``/``sys.stderr`` are replaced once per process by routers that hand a write
 to the log of the call running in the writing thread (and still echo it), and a handler on
-the root logger does the same for ``logging`` records. So calls running side by side on
-``threads`` or on a dask worker each keep their own log, which a redirect of
-``sys.stdout`` (process-wide) cannot do. The whole log goes to the store under
+the root logger, there only while calls run, does the same for ``logging`` records. So
+calls running side by side on ``threads`` or on a dask worker each keep their own log,
+which a redirect of ``sys.stdout`` (process-wide) cannot do. The whole log goes to the store under
 ``.databacked/logs/<key>.log``; the catalog keeps its tail.
 """
 
@@ -24,7 +24,6 @@ MAX_LOG = 16 * 1024 * 1024
 """Characters of one call's log kept whole; beyond, the middle is dropped."""
 _local = threading.local()
 _lock = threading.Lock()
-_installed: list[bool] = []
 
 
 def log_path(key: str) -> str:
@@ -117,49 +116,85 @@ def _labelled(log: CallLog, text: str) -> str:
 
 
 class _Handler(logging.Handler):
-    """Root handler: a record logged during a call joins that call's log. Outside calls it
-    does what logging does with no handler configured (warnings and worse to stderr)."""
+    """On the root logger while calls run: a record logged during a call joins that call's
+    log. Any other record (another thread's) gets what logging would give it without us:
+    warnings and worse to stderr when no other handler takes it."""
 
-    def __init__(self, quiet_root: bool) -> None:
+    def __init__(self) -> None:
         super().__init__(logging.NOTSET)
-        self.quiet_root = quiet_root
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         log = getattr(_local, "log", None)
+        if log is None:
+            if record.levelno >= logging.WARNING and not _handled_elsewhere(record, self):
+                stream = sys.stderr
+                getattr(stream, "original", stream).write(_PLAIN.format(record) + "\n")
+            return
         try:
-            text = self.format(record) + "\n"
+            log.write(self.format(record) + "\n")
         except Exception:  # a record that cannot be formatted must not fail the call
             self.handleError(record)
-            return
-        if log is not None:
-            log.write(text)
-        elif self.quiet_root and record.levelno >= logging.WARNING:
-            stream = sys.stderr
-            original = getattr(stream, "original", stream)
-            original.write(text)
+
+
+def _handled_elsewhere(record: logging.LogRecord, ours: logging.Handler) -> bool:
+    """Whether a handler other than ``ours`` saw ``record`` (else logging's last resort
+    would have printed it)."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        if any(h is not ours for h in logger.handlers):
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False
+
+
+_PLAIN = logging.Formatter()
+"""How logging's last resort writes a record: its message (and traceback)."""
+_HANDLER = _Handler()
+_active = [0]
+"""Calls (and batches) capturing in this process now."""
+_lowered: list[int] = []
+"""The root level to put back when the last capture ends, if it was lowered."""
 
 
 def install() -> None:
-    """Put the routers (again, if something replaced ``sys.stdout`` since) and, once per
-    process, the root handler in place."""
+    """Put the routers in place (again, if something replaced ``sys.stdout`` since); they
+    pass writes through untouched outside calls."""
     if not isinstance(sys.stdout, _Router) and sys.stdout is not None:
         sys.stdout = _Router("stdout", sys.stdout)
     if not isinstance(sys.stderr, _Router) and sys.stderr is not None:
         sys.stderr = _Router("stderr", sys.stderr)
-    if _installed:
-        return
+
+
+@contextlib.contextmanager
+def session() -> Iterator[None]:
+    """Keep the root handler in place across several calls (a batch), so each call does not
+    add and remove it again. Logging is left as it was found when the last session ends.
+
+    With logging unconfigured (no root handler) the root level is lowered to INFO while calls
+    run, so their INFO records reach their logs, and put back afterwards; records outside
+    calls still show only from WARNING up (the handler filters them as logging would).
+    """
+    root = logging.getLogger()
     with _lock:
-        if _installed:
-            return
-        root = logging.getLogger()
-        # Unconfigured logging (no root handler) drops INFO: let a call's INFO records reach
-        # its log, while outside calls only warnings show, as before.
-        unconfigured = not root.handlers
-        if unconfigured and root.level > logging.INFO:
-            root.setLevel(logging.INFO)
-        root.addHandler(_Handler(quiet_root=unconfigured))
-        _installed.append(True)
+        _active[0] += 1
+        if _active[0] == 1:
+            if not root.handlers and root.level > logging.INFO:
+                _lowered.append(root.level)
+                root.setLevel(logging.INFO)
+            root.addHandler(_HANDLER)
+    try:
+        yield
+    finally:
+        with _lock:
+            _active[0] -= 1
+            if _active[0] == 0:
+                root.removeHandler(_HANDLER)
+                if _lowered:
+                    level = _lowered.pop()
+                    # unless a call configured logging itself meanwhile
+                    if root.level == logging.INFO and not root.handlers:
+                        root.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -171,9 +206,18 @@ def capturing(tail: int = 64 * 1024, label: str = "") -> Iterator[CallLog]:
     previous = getattr(_local, "log", None)
     _local.log = log
     try:
-        yield log
+        with session():
+            yield log
     finally:
         _local.log = previous
+
+
+def add(text: str, stream: str = "log") -> None:
+    """Add ``text`` to the log of the call running in this thread, without echoing it (output
+    a call collected itself, such as a command's); nothing outside calls."""
+    log = getattr(_local, "log", None)
+    if log is not None:
+        log.write(text, stream)
 
 
 def keep(store: Any, key: str, text: str) -> None:
@@ -186,4 +230,4 @@ def keep(store: Any, key: str, text: str) -> None:
         logging.getLogger("databacked.engine.capture").debug("log of %s not kept: %s", key, exc)
 
 
-__all__ = ["LOGS", "CallLog", "capturing", "install", "keep", "log_path"]
+__all__ = ["LOGS", "CallLog", "add", "capturing", "install", "keep", "log_path", "session"]
