@@ -388,11 +388,17 @@ class Dispatcher:
         return list(zip(jobs, outcomes, strict=True))
 
     def _lost(self, jobs: list[Job], exc: BaseException) -> list[tuple[Job, Any]]:
-        """A task failed as a whole (its worker died): what finished is in the journal."""
+        """A task failed as a whole (its worker died): what finished is in the journal, and
+        so is how an attempt ended that failed, or that its worker was ended for because it
+        ran past its timeout (``worker.deadline``): those are reported, not run again."""
         reap = getattr(self.executor, "reap", None)
         if reap is not None:
             reap()  # the dead worker's pool-mates stopped: they journal nothing more
-        adopted = journal.read(self.store, [j.key for j in jobs if j.lease])  # this run's too
+        adopted = journal.read(  # this run's entries too
+            self.store,
+            [j.key for j in jobs if j.lease],
+            attempts={j.key: j.started for j in jobs if j.started},
+        )
         # a lone call whose process was killed past its timeout is not run again to find out
         overran = isinstance(exc, CallTimeout) and len(jobs) == 1
         out: list[tuple[Job, Any]] = []

@@ -7,11 +7,13 @@ records it. Everything here travels between processes, so it is frozen and pickl
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import importlib
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -24,6 +26,9 @@ from databacked.errors import CallTimeout
 OBJECTS = ".databacked/objects"
 """Where outputs without a target live, relative to the store root."""
 CAPTURE_LIMIT = 64 * 1024
+HARD_STOP_GRACE = 2.0
+"""Seconds past its timeout that a call stuck in C code (where the timer's exception cannot
+reach it) gets before its worker process exits; see :func:`deadline`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +98,18 @@ class CallOutcome:
     """Tail of stdout, stderr and ``logging`` records in order (whole log in the store)."""
 
 
-def run_call(spec: CallSpec, store: Any) -> CallOutcome:
+def run_call(spec: CallSpec, store: Any, journal_id: str | None = None) -> CallOutcome:
     """Run one call; never raises for a failure of the step itself.
 
     What the call prints and logs (``logging``) is its log: the whole of it goes to the
     store (``.databacked/logs/<key>.log``), its tail into the outcome for the catalog.
+    ``journal_id`` (the driver run's journal) is where a timeout is noted before a stuck
+    call's worker exits (see :func:`deadline`).
     """
     from databacked.engine import capture
 
     with capture.capturing(spec.capture_limit, label=f"[{spec.step} {spec.key[:8]}] ") as log:
-        outcome = _attempt(spec, store, log)
+        outcome = _attempt(spec, store, log, journal_id)
     text = log.text()
     if not text:
         return outcome
@@ -110,7 +117,7 @@ def run_call(spec: CallSpec, store: Any) -> CallOutcome:
     return replace(outcome, log=text[-spec.capture_limit :])
 
 
-def _attempt(spec: CallSpec, store: Any, log: Any) -> CallOutcome:
+def _attempt(spec: CallSpec, store: Any, log: Any, journal_id: str | None) -> CallOutcome:
     started = time.time()
     try:
         fn = _resolve(spec.function)
@@ -120,7 +127,7 @@ def _attempt(spec: CallSpec, store: Any, log: Any) -> CallOutcome:
                 kwargs[name] = [_load(store, s) for s in source]
             else:
                 kwargs[name] = _load(store, source)
-        with deadline(spec.timeout):
+        with deadline(spec.timeout, note=_noting(store, spec.key, started, journal_id)):
             result = fn(**kwargs)
         values = _split(spec, result)
         if not spec.persist:
@@ -173,22 +180,21 @@ def run_batch(tasks: Sequence[Any], store: Any, journal_id: str | None = None) -
     worker or the driver loses only the call in flight, not the calls finished before it
     (``journal_id``: the driver run's journal folder; None keeps no journal).
     """
-    from databacked.engine import journal
+    from databacked.engine import capture, journal
 
     outcomes = []
-    for task in tasks:
-        if isinstance(task, CallSpec):
-            outcome = run_call(task, store)
-            if task.persist:
-                journal.write(store, outcome, journal_id)
-        else:
-            outcome = _run_item(task, store)
-            journal.write(store, outcome, journal_id)
-        outcomes.append(outcome)
+    with capture.session():  # logging is set up once for the batch, not once per call
+        for task in tasks:
+            if isinstance(task, CallSpec):
+                outcome = run_call(task, store, journal_id)
+            else:
+                outcome = _run_item(task, store, journal_id)
+            journal.write(store, outcome, journal_id)  # what it keeps: see journal.write
+            outcomes.append(outcome)
     return outcomes
 
 
-def _run_item(task: tuple[Any, ...], store: Any) -> CallOutcome:
+def _run_item(task: tuple[Any, ...], store: Any, journal_id: str | None = None) -> CallOutcome:
     """A ``(function, task[, timeout])`` item (a spec datum), as a ``CallOutcome`` with its
     log: what it printed and logged, and the output its command or function produced."""
     from databacked.engine import capture
@@ -196,9 +202,10 @@ def _run_item(task: tuple[Any, ...], store: Any) -> CallOutcome:
     fn, item, *limit = task
     key = str(getattr(item, "key", ""))
     started = time.time()
+    note = _noting(store, key, started, journal_id)
     with capture.capturing() as log:
         try:
-            with deadline(limit[0] if limit else None):
+            with deadline(limit[0] if limit else None, note=note):
                 done = fn(item, store)
         except Exception as exc:  # one item's failure must not lose its neighbours
             done = CallOutcome(
@@ -234,12 +241,19 @@ def can_time_out() -> bool:
 
 
 @contextlib.contextmanager
-def deadline(seconds: float | None) -> Iterator[None]:
+def deadline(seconds: float | None, note: Callable[[float], None] | None = None) -> Iterator[None]:
     """Stop the code inside after ``seconds`` with ``CallTimeout("timeout after N s")``.
 
     A real-time timer interrupts the call between Python instructions (a command run with
     ``subprocess`` is killed by ``subprocess.run`` when it is interrupted), so the worker
-    process survives and goes on with the next call.
+    process survives and goes on with the next call. Code stuck in C (a long computation in
+    an extension, a blocking call that retries when interrupted) never returns to Python to
+    be interrupted: in a worker process an executor can lose (``executors.is_disposable``:
+    ``processes``, ``subprocess``), ``note(seconds)`` first leaves the timeout where the
+    driver finds it (the journal), then a watchdog outside Python (``faulthandler``, which
+    needs no GIL and prints where the call was stuck) ends the process
+    ``HARD_STOP_GRACE`` seconds past the timeout. The driver reports the call as failed with
+    the timeout's reason, and reruns only the calls that process had not finished.
     """
     if not seconds or not can_time_out():
         yield
@@ -248,6 +262,7 @@ def deadline(seconds: float | None) -> Iterator[None]:
     def expired(_signum: int, _frame: Any) -> None:
         raise CallTimeout(f"timeout after {seconds:g} s")
 
+    hard = note is not None and _hard_stop_armed(seconds, note)
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -255,6 +270,38 @@ def deadline(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if hard:
+            faulthandler.cancel_dump_traceback_later()
+
+
+def _hard_stop_armed(seconds: float, note: Callable[[float], None]) -> bool:
+    from databacked.executors.base import is_disposable
+
+    stream = sys.__stderr__
+    if not is_disposable() or stream is None:
+        return False  # never in a driver: it would end the run itself
+    try:
+        note(seconds)
+        faulthandler.dump_traceback_later(seconds + HARD_STOP_GRACE, exit=True, file=stream)
+    except (OSError, ValueError) as exc:  # no usable stderr: the timer alone must do
+        logging.getLogger("databacked.worker").debug("no hard stop for this call: %s", exc)
+        return False
+    return True
+
+
+def _noting(
+    store: Any, key: str, started: float, journal_id: str | None
+) -> Callable[[float], None] | None:
+    """What :func:`deadline` calls to leave a timeout in the run's journal, if it has one."""
+    if not journal_id or not key:
+        return None
+
+    def note(seconds: float) -> None:
+        from databacked.engine import journal
+
+        journal.expect_timeout(store, journal_id, key, started, seconds)
+
+    return note
 
 
 def _resolve(function: Callable[..., Any] | str) -> Callable[..., Any]:

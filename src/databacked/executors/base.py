@@ -160,6 +160,20 @@ def split_batch(batch_future: Future[Any], size: int) -> list[Future[Any]]:
     return items
 
 
+_disposable: list[bool] = []
+
+
+def mark_disposable() -> None:
+    """Say that this process is a worker an executor can lose (a loky worker, a
+    ``python -m databacked.worker`` process): a call stuck past its timeout may end it."""
+    _disposable[:] = [True]
+
+
+def is_disposable() -> bool:
+    """Whether :func:`mark_disposable` was called in this process (never in a driver)."""
+    return bool(_disposable)
+
+
 class BaseExecutor:
     """Shared behaviour: default ``submit_batch``, idempotent ``close``, context manager."""
 
@@ -221,6 +235,8 @@ __all__ = [
     "Executor",
     "ItemFailed",
     "Placement",
+    "is_disposable",
+    "mark_disposable",
     "resource_kind",
     "run_batch",
     "split_batch",

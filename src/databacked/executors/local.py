@@ -16,7 +16,7 @@ from typing import Any
 
 from databacked.config import default_workers
 from databacked.errors import ExecutorError
-from databacked.executors.base import BaseExecutor
+from databacked.executors.base import BaseExecutor, mark_disposable
 
 
 def _positive(workers: int | None, name: str) -> int:
@@ -104,7 +104,9 @@ class ProcessExecutor(BaseExecutor):
                 pool = None
             if pool is None:
                 pool = loky.ProcessPoolExecutor(
-                    max_workers=self.max_workers, timeout=self._idle_timeout
+                    max_workers=self.max_workers,
+                    timeout=self._idle_timeout,
+                    initializer=mark_disposable,  # a call stuck past its timeout may end one
                 )
                 self._pool = pool
             return pool

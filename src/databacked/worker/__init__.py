@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from databacked.errors import DatabackedError, ExecutorError, RefusedMessage, WireError
+from databacked.executors.base import mark_disposable
 from databacked.executors.signing import check_signature
 from databacked.executors.wire import (
     CALL,
@@ -223,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: stdin tar in, stdout tar out; see the module docstring for exit codes."""
     options = _arguments(argv)
     install_log_filter()
+    mark_disposable()  # this process serves one task: a call stuck past its timeout may end it
     # The answer owns file descriptor 1: whatever the step prints, from Python or from C
     # libraries, goes to stderr so it cannot corrupt the tar.
     answer_fd = os.dup(1)
