@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from databacked.engine import capture
 from databacked.engine.keys import fingerprint as code_fingerprint
 from databacked.engine.keys import is_project_local
 from databacked.errors import SpecError
@@ -63,7 +64,8 @@ if TYPE_CHECKING:  # workers import this module: no pydantic there
     from databacked.specs.model import Spec
 
 TAIL = 4000
-"""Characters of a failed command's stderr kept in its error message."""
+"""Characters of a transform's stdout and stderr kept with its outcome (and of a failed
+command's stderr in its error message); the whole of both goes to the call's log."""
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -254,6 +256,7 @@ def _call_python(
         return task.function(**kwargs), "", ""
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         value = task.function(**kwargs)
+    _keep_output(out.getvalue(), err.getvalue())
     return value, out.getvalue()[-TAIL:], err.getvalue()[-TAIL:]
 
 
@@ -317,6 +320,7 @@ def _run_cmd(task: DatumTask, input_dir: Path, output_dir: Path) -> tuple[str, s
             f"pipeline '{task.pipeline}', datum {task.datum}: cannot start command "
             f"'{argv[0]}' ({exc.strerror or exc}); install it or fix transform.cmd."
         ) from exc
+    _keep_output(done.stdout, done.stderr)
     out, err = done.stdout[-TAIL:], done.stderr[-TAIL:]
     if done.returncode != 0 and done.returncode not in task.accept_return_code:
         failure = CommandFailed(
@@ -327,6 +331,14 @@ def _run_cmd(task: DatumTask, input_dir: Path, output_dir: Path) -> tuple[str, s
         failure.stdout_tail = out
         raise failure
     return out, err
+
+
+def _keep_output(stdout: str, stderr: str) -> None:
+    """The whole of what a transform printed, into the log of the call running it (the
+    store's ``.databacked/logs/<key>.log``); the outcome keeps only tails."""
+    for name, text in (("stdout", stdout), ("stderr", stderr)):
+        if text:
+            capture.add(f"--- {name} ---\n{text}" + ("" if text.endswith("\n") else "\n"))
 
 
 class InputVanished(Exception):
