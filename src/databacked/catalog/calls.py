@@ -215,6 +215,16 @@ def last_failures(conn: sa.Connection, keys: Iterable[str]) -> dict[str, CallRow
     return found
 
 
+def known_keys(conn: sa.Connection, keys: Iterable[str]) -> set[str]:
+    """Those of ``keys`` the catalog holds a completed call or a recorded attempt of."""
+    found: set[str] = set()
+    for chunk in chunks(sorted(set(keys))):
+        for table in (calls, call_attempts):
+            query = sa.select(table.c.key).where(table.c.key.in_(chunk)).distinct()
+            found.update(conn.execute(query).scalars())
+    return found
+
+
 def artifact_row(row: Mapping[str, Any]) -> ArtifactRow:
     """An ArtifactRow from a result row holding the artifacts table's columns."""
     return ArtifactRow(
@@ -346,6 +356,7 @@ __all__ = [
     "field",
     "forget",
     "input_refs",
+    "known_keys",
     "last_failures",
     "lookup",
     "of_run",

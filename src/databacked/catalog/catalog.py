@@ -182,6 +182,11 @@ class Catalog:
         keys = list(keys)
         return self._run("look up failed calls", lambda c: calls.last_failures(c, keys))
 
+    def known_keys(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` with a completed call or a recorded attempt (gc keeps their logs)."""
+        keys = list(keys)
+        return self._run("look up call keys", lambda c: calls.known_keys(c, keys))
+
     def record_artifacts(self, store_url: str, records: Sequence[Any]) -> None:
         """Record files written outside any call (``db.save``): ArtifactRecord-likes or dicts."""
         records = list(records)

@@ -81,7 +81,8 @@ def gc(
     store: StoreOption = None,
     catalog: CatalogOption = None,
 ) -> None:
-    """Remove stored objects no catalog row references, and staging leftovers of killed runs."""
+    """Remove stored objects no catalog row references, logs of calls it no longer holds, and
+    staging leftovers of killed runs."""
     from databacked.engine import housekeeping
 
     config = settings(store=store, catalog=catalog)
@@ -104,14 +105,21 @@ def gc(
 
 def gc_summary(report: Any, referenced: int, everywhere: bool) -> str:
     """One honest sentence: what goes (or would), where gc looked, what the catalog keeps."""
-    n = len(report.removed)
+    logs = report.logs
+    n = len(report.removed) - logs
     where = "anywhere in the store" if everywhere else "in .databacked/objects/"
-    what = f"{n} unreferenced {_files(n)} ({human_size(report.bytes_freed)})"
-    done = f"Would remove {what}" if report.dry_run else f"Removed {what}"
-    if not n:
-        done = f"Nothing unreferenced to remove {where}"
+    parts = []
+    if n:
+        size = human_size(report.bytes_freed - report.log_bytes)
+        parts.append(f"{n} unreferenced {_files(n)} ({size}) {where}")
+    if logs:
+        noun = "log" if logs == 1 else "logs"
+        size = human_size(report.log_bytes)
+        parts.append(f"{logs} call {noun} ({size}) of calls the catalog no longer holds")
+    if parts:
+        done = ("Would remove " if report.dry_run else "Removed ") + " and ".join(parts)
     else:
-        done += f" {where}"
+        done = f"Nothing unreferenced to remove {where}"
     outside = "" if everywhere else "; files outside it are removed only with --everywhere"
     return (
         f"{done}; the catalog references {referenced} {_files(referenced)} in this store, "

@@ -4,8 +4,9 @@
 the missing ones; with ``repair=True`` it first undoes folder writes that were killed half-way
 (the previous local version put back, a half-copied object-store folder removed) and then
 forgets the calls whose outputs are corrupt or missing, so the next run recomputes them.
-``gc`` removes files in the store's object area that no catalog row references, plus staging
-leftovers of killed runs, but never a file a call holding a live lease may have written.
+``gc`` removes files in the store's object area that no catalog row references, whole call
+logs (``.databacked/logs/``) of calls the catalog no longer holds, plus staging leftovers of
+killed runs, but never a file a call holding a live lease may have written.
 ``forget`` drops cache entries so their calls compute again. The CLI's ``verify``, ``gc`` and
 ``forget`` commands are thin wrappers.
 """
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
 OBJECTS = ".databacked/objects/"
 """Where outputs without a target live; gc removes unreferenced files here by default."""
+LOGS = ".databacked/logs/"
+"""Whole call logs, ``<key>.log``; gc removes those of keys the catalog does not hold."""
+UNKNOWN_LOG = "log of a call the catalog does not hold"
+"""Why gc removes a log (``GcReport.details``)."""
 STAGING_AGE = 3600.0
 """Seconds after which a staging leftover belongs to a dead writer, not a running one."""
 CLOCK_SLACK = 300.0
@@ -68,7 +73,15 @@ class GcReport:
     kept: int = 0
     """Files looked at and kept because the catalog references them."""
     details: dict[str, str] = field(default_factory=dict)
-    """Path -> why it goes: ``unreferenced`` or ``staging leftover``."""
+    """Path -> why it goes: ``unreferenced``, ``staging leftover`` or :data:`UNKNOWN_LOG`."""
+
+    log_bytes: int = 0
+    """The part of ``bytes_freed`` that call logs take."""
+
+    @property
+    def logs(self) -> int:
+        """How many of the removed paths are call logs."""
+        return sum(1 for why in self.details.values() if why == UNKNOWN_LOG)
 
 
 def verify(
@@ -139,7 +152,8 @@ def gc(
     staging_age: float = STAGING_AGE,
     now: float | None = None,
 ) -> GcReport:
-    """Remove unreferenced files from the object area, and staging leftovers of killed runs.
+    """Remove unreferenced files from the object area, logs of calls the catalog does not
+    hold (forgotten, or never recorded), and staging leftovers of killed runs.
 
     With ``everywhere=True`` any file in the store that no catalog row references goes,
     not only those under ``.databacked/objects/`` (inputs the catalog never recorded too).
@@ -157,6 +171,7 @@ def gc(
     busy_since = min((lease.acquired for lease in live), default=None)
     doomed: dict[str, int] = {}
     why: dict[str, str] = {}
+    logs: dict[str, FileInfo] = {}
     kept = 0
     for info in store.list(""):
         if any(p.startswith((OLD_PREFIX, WRITING_PREFIX)) for p in info.path.split("/")):
@@ -171,6 +186,9 @@ def gc(
                 doomed.pop(staging, None)
                 why[staging] = "recent"
             continue
+        if info.path.startswith(LOGS) and info.path.endswith(".log"):
+            logs[info.path[len(LOGS) : -len(".log")]] = info
+            continue
         in_objects = info.path.startswith(OBJECTS)
         # Our own bookkeeping (a catalog file kept in the store, say) is never garbage.
         if not in_objects and (not everywhere or info.path.startswith(".databacked/")):
@@ -180,6 +198,11 @@ def gc(
             continue
         doomed[info.path] = info.size
         why[info.path] = "unreferenced"
+    known = catalog.known_keys(logs) if logs else set()
+    for key, info in logs.items():
+        if key not in known and not _leased(info, leased_keys, busy_since):
+            doomed[info.path] = info.size
+            why[info.path] = UNKNOWN_LOG
     removed = tuple(sorted(doomed))
     if not dry_run:
         for path in removed:
@@ -190,6 +213,7 @@ def gc(
         dry_run=dry_run,
         kept=kept,
         details={path: why[path] for path in removed},
+        log_bytes=sum(size for path, size in doomed.items() if why[path] == UNKNOWN_LOG),
     )
 
 
