@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -164,7 +165,9 @@ def test_an_edited_spec_takes_effect(tmp_path: Path) -> None:
     assert _ran(watcher.results, "measure") == 1
 
 
-def test_a_missing_repo_holds_back_only_its_pipelines(tmp_path: Path) -> None:
+def test_a_missing_repo_holds_back_only_its_pipelines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tmp_path / "screen"
     (root / "pipelines").mkdir(parents=True)
     (root / "counting_steps.py").write_text(COUNTING_STEPS.format(test=uuid.uuid4().hex))
@@ -176,8 +179,9 @@ def test_a_missing_repo_holds_back_only_its_pipelines(tmp_path: Path) -> None:
     ps.write_site(data / "raw", "plate1", "A01", 1)
     watcher = Watcher(root, Store(data))
     try:
-        with pytest.warns(UserWarning, match="repo 'notes' does not exist"):
+        with caplog.at_level(logging.WARNING, logger="databacked"):
             _until(lambda: watcher.results, "the first run")
+        assert "repo 'notes' does not exist" in caplog.text
     finally:
         watcher.close()
     assert watcher.results[0].counts() == {"measure": {"ran": 1}, "plate_report": {"ran": 1}}
@@ -201,6 +205,8 @@ def test_object_store_repo_is_polled(s3_bucket: str, tmp_path: Path) -> None:
 
 def _start(root: Path, catalog: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    # the databacked under test, whatever the working folder
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p or os.getcwd() for p in sys.path))
     return subprocess.Popen(
         [DATABACKED, "watch", "pipelines", "--store", "data", "--catalog", catalog,
          "--executor", "inline", "--debounce", "0.1"],
@@ -246,6 +252,44 @@ def test_sigterm_stops_a_watcher_cleanly(project: Path, procs: list[subprocess.P
     assert "Stopped after" in out
     assert _leases(catalog) == 0
     assert not [p for p in data.rglob("*") if p.name.startswith(".databacked-tmp-")]
+
+
+def test_the_watch_command_shows_what_the_watcher_logs(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    root = tmp_path / "screen"
+    (root / "pipelines").mkdir(parents=True)
+    (root / "counting_steps.py").write_text(COUNTING_STEPS.format(test=uuid.uuid4().hex))
+    notes = "---\npipeline: notes_index\ninput: {repo: notes, glob: /*}\n"
+    notes += "transform: {python: counting_steps:plate_report}\n"
+    specs = ps.spec_text("counting_steps", wells=1, sites=2) + notes
+    (root / "pipelines/screen.yml").write_text(specs)
+    data = root / "data"
+    ps.write_site(data / "raw", "plate1", "A01", 1)
+    procs.append(proc := _start(root, f"sqlite:///{root / 'catalog.db'}"))
+    lines: list[str] = []
+    assert proc.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
+    reader.start()
+    _until(lambda: (data / "measure/plate1/A01_s1.csv").exists(), "the watcher's first run")
+    (root / "pipelines/broken.yml").write_text("pipeline: broken\ninput: {repo: raw}\n")
+    _until(lambda: any("still watching" in line for line in lines), "the failed run's error")
+    (root / "pipelines/broken.yml").unlink()
+    ps.write_site(data / "raw", "plate1", "A01", 2)
+    _until(lambda: (data / "measure/plate1/A01_s2.csv").exists(), "a run after the error")
+
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=TIMEOUT)
+    reader.join(TIMEOUT)
+    assert proc.returncode == 0, lines
+    said = [" ".join(line.split()) for line in lines]
+    waiting = (
+        f"Warning: repo 'notes' does not exist in {data} yet; the pipelines reading it wait "
+        "until files arrive there."
+    )
+    assert said.count(waiting) == 1, said
+    [error] = [line for line in said if line.startswith("Error:")]
+    assert "pipelines/broken.yml" in error and error.endswith("(still watching)")
 
 
 def test_two_watchers_compute_each_datum_once(

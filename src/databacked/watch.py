@@ -22,12 +22,12 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,6 +53,7 @@ _WRITE_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
 SPECS = "<specs>"
 """Stands for the spec files among the changed repos: an edit re-runs every pipeline."""
 _SPEC_SUFFIXES = (".yml", ".yaml", ".json")
+log = logging.getLogger("databacked.watch")
 
 
 def _observe(path: Path, recursive: bool, on_path: Callable[[str], None]) -> Any:
@@ -154,7 +155,7 @@ def watch(
                     except DatabackedError as exc:
                         # A spec edited into a bad state, a catalog briefly unreachable: a
                         # service says so and keeps watching (the first run fails loudly).
-                        warnings.warn(f"{exc} (still watching)", stacklevel=1)
+                        log.error("%s (still watching)", exc)
             finally:
                 source.close()
     finally:
@@ -172,7 +173,7 @@ def _runnable(
 
     For changed repos: the pipelines reading them, their downstream and their upstream ones
     (all when ``changed`` is None). Pipelines reading a repo that does not exist yet (an
-    object store has no empty folders) wait for it, with a warning once per repo. Specs are
+    object store has no empty folders) wait for it, with a warning (logged) once per repo. Specs are
     re-read, so an edited pipeline takes effect. The folder itself is passed when every
     pipeline runs, or when a ``cmd`` pipeline needs the project folder as its working folder
     (the runner uses the current folder for a list of specs).
@@ -186,10 +187,11 @@ def _runnable(
     repos = {r for s in specs if s.pipeline in chosen for r in s.input_repos() if r not in names}
     missing = {r for r in repos if not store.exists(r)}
     for repo in sorted(missing - absent):
-        warnings.warn(
-            f"repo '{repo}' does not exist in {store.url} yet; the pipelines reading it wait "
-            "until files arrive there.",
-            stacklevel=3,
+        log.warning(
+            "repo '%s' does not exist in %s yet; the pipelines reading it wait until files "
+            "arrive there.",
+            repo,
+            store.url,
         )
     absent.clear()
     absent.update(missing)
@@ -338,7 +340,7 @@ class _PolledChanges(_Changes):
                 try:
                     now = self._snapshot(repo)
                 except Exception as exc:  # a flaky listing: report, try again next interval
-                    print(f"databacked watch: listing {repo} failed: {exc}", file=sys.stderr)
+                    log.warning("listing repo '%s' failed: %s (trying again)", repo, exc)
                     continue
                 if now != self._seen.get(repo):
                     self._seen[repo] = now

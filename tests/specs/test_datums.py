@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -227,7 +229,9 @@ def test_hashes_come_from_the_callable_for_matched_files_only(tmp_path: Path) ->
     assert plain.files[0].hash == store.hash("raw/a.tif")
 
 
-def test_a_file_vanishing_while_planning_skips_only_its_datums(tmp_path: Path) -> None:
+def test_a_file_vanishing_while_planning_skips_only_its_datums(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = make_store(tmp_path, site_files(wells=("A01",)))
     spec = spec_of(GROUP_BY_SITE)
 
@@ -236,8 +240,11 @@ def test_a_file_vanishing_while_planning_skips_only_its_datums(tmp_path: Path) -
         store.delete("raw/plate1/A01_s2_w3.tif")
         return {i.path: store.hash(i.path) for i in infos if store.exists(i.path)}
 
-    with pytest.warns(UserWarning, match="1 input file.* disappeared .*A01_s2_w3.tif"):
+    with caplog.at_level(logging.WARNING, logger="databacked"):
         datums = match_datums(spec, store, hashes=hash_then_vanish)
+    [record] = caplog.records
+    assert record.name == "databacked.specs.datums"
+    assert re.search("1 input file.* disappeared .*A01_s2_w3.tif", record.getMessage())
     assert [d.group for d in datums] == ["plate1/A01_s1"]
     # The default hashing skips vanished files the same way; the next listing regroups.
     assert [len(d.files) for d in match_datums(spec, store)] == [3, 2]
@@ -249,12 +256,16 @@ def test_writes_in_progress_are_not_input(tmp_path: Path) -> None:
     assert layout(match_input(pfs("raw", "/*"), store)) == [["a.tif"]]
 
 
-def test_a_glob_matching_nothing_warns(tmp_path: Path) -> None:
+def test_a_glob_matching_nothing_is_a_logged_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = make_store(tmp_path, {"raw/a.tif": "a"})
-    with pytest.warns(UserWarning, match=r"glob '/\*\.png' matched nothing in repo 'raw'"):
+    with caplog.at_level(logging.WARNING, logger="databacked"):
         assert match_datums(spec_of("  pfs: {repo: raw, glob: /*.png}"), store) == []
-    with pytest.warns(UserWarning, match="repo 'absent'"):
         assert match_input(pfs("absent", "/*"), store) == []
+    first, second = (r.getMessage() for r in caplog.records)
+    assert first.startswith("glob '/*.png' matched nothing in repo 'raw'")
+    assert "repo 'absent'" in second
 
 
 def test_a_capture_referenced_but_not_captured_is_a_spec_error(tmp_path: Path) -> None:

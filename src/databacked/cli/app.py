@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 from typer.main import get_command_name
 
-from databacked.cli.common import err_console, wide_when_piped
+from databacked.cli.common import err_console, show_library_log, wide_when_piped
 from databacked.errors import DatabackedError
 from databacked.secrets import install_log_filter, redact_text
 
@@ -87,6 +87,7 @@ def _main(
     ctx.obj = {"debug": debug}
     wide_when_piped()
     install_log_filter()
+    show_library_log(ctx)
 
 
 def _register() -> None:

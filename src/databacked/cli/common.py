@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -248,19 +249,68 @@ def did_you_mean(name: str, known: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def note(message: str, *, error: bool = False) -> None:
+    """One yellow ``Warning:`` (or red ``Error:``) line on stderr; the message is plain text."""
+    from rich.text import Text
+
+    word = Text("Error:", style="red") if error else Text("Warning:", style="yellow")
+    err_console.print(Text.assemble(word, " ", message), highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def warnings_as_notes() -> Iterator[None]:
-    """Warnings (a lossy input, a glob matching nothing yet, a repo not there yet) as one
-    yellow line each on stderr, instead of Python's file:line dump."""
+    """Warnings about the user's code (a lossy input, a step fingerprinted by bytecode) as
+    one yellow line each on stderr, instead of Python's file:line dump."""
     import warnings
 
     def show(message: Any, *_args: Any, **_kwargs: Any) -> None:
-        err_console.print(f"[yellow]Warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+        note(str(message))
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")  # each distinct message once
         warnings.showwarning = show
         yield
+
+
+class _LibraryNotes(logging.Handler):
+    """The library's log (logger ``databacked``) from WARNING up, as notes: a glob matching
+    nothing yet, a repo not there yet, a watcher's failed run. Each distinct warning once per
+    command, as Python shows warnings; every error."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.said: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record must not break the command
+            self.handleError(record)
+            return
+        error = record.levelno >= logging.ERROR
+        if not error:
+            if message in self.said:
+                return
+            self.said.add(message)
+        note(message, error=error)
+
+
+_NOTES = _LibraryNotes()
+
+
+def show_library_log(ctx: typer.Context) -> None:
+    """For the command of ``ctx``: the library's warnings and errors on stderr as notes
+    (secrets masked), and logging left as it was once the command ends."""
+    from databacked.secrets import RedactingFilter
+
+    logger = logging.getLogger("databacked")
+    if _NOTES in logger.handlers:
+        return
+    if not _NOTES.filters:
+        _NOTES.addFilter(RedactingFilter())
+    _NOTES.said.clear()
+    logger.addHandler(_NOTES)
+    ctx.call_on_close(lambda: logger.removeHandler(_NOTES))
 
 
 def short(key: str | None, n: int = 12) -> str:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import re
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +33,7 @@ from databacked.specs.globs import (
 from databacked.specs.model import Input, PfsInput, Spec
 from databacked.store import STAGING_PREFIX, FileInfo, Store
 
+log = logging.getLogger("databacked.specs.datums")
 Hashes = Callable[[Sequence[FileInfo]], Mapping[str, str]]
 """Content hashes of files given their listings: store-relative path -> hash."""
 
@@ -98,7 +99,7 @@ def datum_key(fingerprint: str, datum: Datum, key_by: str = "path") -> str:
 def match_datums(spec: Spec, store: Store, *, hashes: Hashes | None = None) -> list[Datum]:
     """Every datum of ``spec`` in ``store``, sorted by their files' paths.
 
-    A glob that matches nothing warns (UserWarning) and contributes no datums.
+    A glob that matches nothing is a logged warning and contributes no datums.
     """
     return match_input(spec.input, store, hashes=hashes, pipeline=spec.pipeline)
 
@@ -118,11 +119,11 @@ def match_input(
     if vanished:
         # A file removed between listing and hashing: its datums wait for the next listing,
         # which groups what is really there; every other datum goes ahead.
-        warnings.warn(
-            f"{len(vanished)} input file(s) disappeared while planning (first: {vanished[0]}); "
-            "their datums are left for the next run.",
-            UserWarning,
-            stacklevel=3,
+        log.warning(
+            "%d input file(s) disappeared while planning (first: %s); their datums are left "
+            "for the next run.",
+            len(vanished),
+            vanished[0],
         )
     datums = {}
     for raw in raws:
@@ -195,11 +196,12 @@ class _Matcher:
             out.append(_Raw(refs, compiled.attributes(match), key))
         if not out:
             where = f" of pipeline '{self.pipeline}'" if self.pipeline else ""
-            warnings.warn(
-                f"glob '{p.glob}' matched nothing in repo '{p.repo}'{where}; "
-                "it has no datums until matching files arrive.",
-                UserWarning,
-                stacklevel=4,
+            log.warning(
+                "glob '%s' matched nothing in repo '%s'%s; it has no datums until matching "
+                "files arrive.",
+                p.glob,
+                p.repo,
+                where,
             )
         return out
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import graphlib
-import warnings
+import logging
 from collections.abc import Sequence
 
 from databacked.errors import SpecError
 from databacked.specs.model import Spec
 from databacked.store import Store
 
+log = logging.getLogger("databacked.specs.graph")
+
 
 def spec_order(specs: Sequence[Spec], store: Store | None = None) -> list[Spec]:
     """Specs in dependency order (ties by name, so the order is stable).
 
     A cycle is a SpecError naming it. With ``store``, an input repo that is neither a folder
-    of the store nor another pipeline's output is a warning: its pipelines wait for files to
+    of the store nor another pipeline's output is a logged warning: its pipelines wait for files to
     arrive there, as the watcher says too (a repo may be created after its spec).
     """
     by_name = {s.pipeline: s for s in specs}
@@ -24,11 +26,12 @@ def spec_order(specs: Sequence[Spec], store: Store | None = None) -> list[Spec]:
         for spec in specs:
             for repo in spec.input_repos():
                 if repo not in by_name and not _repo_exists(store, repo):
-                    warnings.warn(
-                        f"{spec.origin}: repo '{repo}' does not exist in {store.url} yet; "
-                        "the pipelines reading it wait until files arrive there (or fix the "
-                        "spec if the name is wrong).",
-                        stacklevel=2,
+                    log.warning(
+                        "%s: repo '%s' does not exist in %s yet; the pipelines reading it wait "
+                        "until files arrive there (or fix the spec if the name is wrong).",
+                        spec.origin,
+                        repo,
+                        store.url,
                     )
     sorter = graphlib.TopologicalSorter(graph)
     try:
