@@ -126,10 +126,12 @@ class _Handler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         log = getattr(_local, "log", None)
-        if log is None:
-            if record.levelno >= logging.WARNING and not _handled_elsewhere(record, self):
-                stream = sys.stderr
-                getattr(stream, "original", stream).write(_PLAIN.format(record) + "\n")
+        if log is None:  # not this thread's call: the router passes the write through
+            last = logging.lastResort
+            if last is None or record.levelno < last.level:
+                return
+            if not _handled_elsewhere(record, self):
+                last.handle(record)
             return
         try:
             log.write(self.format(record) + "\n")
@@ -148,8 +150,6 @@ def _handled_elsewhere(record: logging.LogRecord, ours: logging.Handler) -> bool
     return False
 
 
-_PLAIN = logging.Formatter()
-"""How logging's last resort writes a record: its message (and traceback)."""
 _HANDLER = _Handler()
 _active = [0]
 """Calls (and batches) capturing in this process now."""
