@@ -86,6 +86,13 @@ def read_image(fmt: Any, store: Any, path: str, *, dims: str | None, lazy: bool)
         # keep the file's own dims, dropping the singleton ones bioio adds (T, C, Z)
         dims = "".join(d for d, n in zip(image.dims.order, image.shape, strict=True) if n > 1)
         dims = dims if dims.endswith("YX") or dims.endswith("S") else image.dims.order
+    if lazy and getattr(store, "protocol", "") == "memory":
+        # fsspec's memory filesystem hands every reader the same file object, so the chunks
+        # of a lazy read, computed in threads, would race on its position; the bytes are in
+        # RAM already, so read them once and wrap them.
+        import dask.array as da
+
+        return da.from_array(image.get_image_data(dims), chunks=-1)
     if lazy:
         return image.get_image_dask_data(dims)
     return image.get_image_data(dims)
