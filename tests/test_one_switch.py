@@ -145,6 +145,7 @@ def _spawn(stack: ExitStack, command: Sequence[str | Path], log: Path) -> subpro
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
+            preexec_fn=services.die_with_parent,  # an interrupted run leaves no cluster
         )
     stack.callback(_stop, process)
     return process

@@ -46,6 +46,20 @@ def test_record_and_lookup_10000_calls_in_few_statements(catalog: Catalog, names
     )
 
 
+def test_a_brief_lookup_has_the_same_hits_and_outputs(catalog: Catalog, names: Names) -> None:
+    """What deciding a cache hit reads: every completed key, with its outputs, and neither
+    the logs nor the parameters of each call."""
+    records = [names.call(i, stdout="x" * 1000) for i in range(1200)]
+    catalog.record_calls(records)
+    keys = [r.key for r in records] + [names.key("nothing")]
+    full, brief = catalog.lookup(keys), catalog.lookup(keys, brief=True)
+    assert set(brief) == set(full) == {r.key for r in records}
+    for key, row in brief.items():
+        assert (row.key, row.step, row.status) == (key, full[key].step, "ok")
+        assert row.outputs == full[key].outputs
+        assert row.stdout == "" and row.params == {}
+
+
 def test_lookup_of_unknown_keys_is_empty(catalog: Catalog, names: Names) -> None:
     assert catalog.lookup([names.key("nothing")]) == {}
     assert catalog.lookup([]) == {}

@@ -3,8 +3,6 @@ processes reached by URL; a worker killed mid-call, unreachable schedulers, Slur
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import socket
@@ -186,12 +184,6 @@ def test_dask_starts_and_closes_its_own_cluster() -> None:
 # -- (b) `dask scheduler` and two `dask worker` processes, reached by URL --------------------
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when pytest dies, so a killed test run leaves no cluster behind."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Stop a process group started with start_new_session: TERM, then KILL if it lingers."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -218,7 +210,7 @@ def scheduler_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "cwd": folder,
         "start_new_session": True,
         "stdin": subprocess.DEVNULL,
-        "preexec_fn": _die_with_parent,
+        "preexec_fn": services.die_with_parent,
         "stdout": log,
         "stderr": log,
     }

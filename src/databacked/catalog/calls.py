@@ -281,11 +281,18 @@ def _outputs_of(conn: sa.Connection, keys: Sequence[str]) -> dict[str, dict[str,
     return found
 
 
-def lookup(conn: sa.Connection, keys: Iterable[str]) -> dict[str, CallRow]:
-    """Completed calls by key, with their outputs; two queries per 500 keys."""
+def lookup(conn: sa.Connection, keys: Iterable[str], *, brief: bool = False) -> dict[str, CallRow]:
+    """Completed calls by key, with their outputs; two queries per 500 keys. ``brief``:
+    only key, step and outputs (what deciding a cache hit needs), without reading and
+    decoding the output, logs and parameters of every call."""
     result: dict[str, CallRow] = {}
     for chunk in chunks(sorted(set(keys))):
         outputs = _outputs_of(conn, chunk)
+        if brief:
+            query = sa.select(calls.c.key, calls.c.step).where(calls.c.key.in_(chunk))
+            for key, step in conn.execute(query):
+                result[key] = CallRow(key=key, step=step, status="ok", outputs=outputs.get(key, {}))
+            continue
         for row in conn.execute(sa.select(calls).where(calls.c.key.in_(chunk))).mappings():
             result[row["key"]] = _call_row(row, outputs.get(row["key"], {}))
     return result

@@ -150,10 +150,11 @@ class Catalog:
 
     # -- calls and cache -------------------------------------------------------------------
 
-    def lookup(self, keys: Iterable[str]) -> dict[str, CallRow]:
-        """Completed calls by key, each with its output artifacts (batched IN queries)."""
+    def lookup(self, keys: Iterable[str], *, brief: bool = False) -> dict[str, CallRow]:
+        """Completed calls by key, each with its output artifacts (batched IN queries);
+        ``brief``: key, step and outputs only (enough to decide a cache hit)."""
         keys = list(keys)
-        return self._run("look up calls", lambda c: calls.lookup(c, keys))
+        return self._run("look up calls", lambda c: calls.lookup(c, keys, brief=brief))
 
     def record_calls(self, records: Sequence[CallRecord]) -> None:
         """Commit a batch of calls in one transaction; completed ones become cache entries.

@@ -25,7 +25,7 @@ def classify(
     new stamp recorded, so the next no-op run trusts ``stat`` again instead of re-hashing.
     """
     cacheable = [s for s in states if s.step.cache and s.step.persist]
-    found = catalog.lookup([s.key for s in cacheable]) if cacheable else {}
+    found = catalog.lookup([s.key for s in cacheable], brief=True) if cacheable else {}
     paths = [a.path for s in cacheable if s.key in found for a in found[s.key].outputs.values()]
     infos = store.infos(paths) if paths else {}
     need_history: list[CallState] = []

@@ -192,7 +192,7 @@ class Dispatcher:
             got = self.catalog.acquire(keys, self.owner, self.lease_ttl)
         self.held |= got
         fresh = [j.key for j in jobs if j.key in got and not j.known]
-        done = self.catalog.lookup(fresh) if fresh else {}
+        done = self.catalog.lookup(fresh, brief=True) if fresh else {}
         adopted = journal.read(self.store, [k for k in got if k not in done], skip=self.journal_id)
         mine, busy = [], []
         for job in jobs:

@@ -345,7 +345,7 @@ class Scheduler:
         if not self.waiting_other:
             return
         waiting, self.waiting_other = self.waiting_other, []
-        found = self.catalog.lookup([s.key for s in waiting])
+        found = self.catalog.lookup([s.key for s in waiting], brief=True)
         done = [s for s in waiting if s.key in found]
         if done:
             classify(done, self.store, self.catalog, self.verify)

@@ -122,3 +122,14 @@ def moto_s3_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of a service a test starts (a dask scheduler, a worker): the child gets
+    SIGTERM when the test process dies, so an interrupted run leaves nothing running."""
+    import ctypes
+    import ctypes.util
+    import signal
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
