@@ -6,10 +6,14 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from databacked.testing import services
+
+if TYPE_CHECKING:
+    from databacked.store import Store
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +91,29 @@ def s3_bucket(s3_endpoint: str) -> str:
     name = f"dbk-{uuid.uuid4().hex[:10]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return f"s3://{name}"
+
+
+@pytest.fixture
+def slow_copy_spec(tmp_path: Path) -> Store:
+    """A spec ``tmp_path/pipelines/p.yml`` copying three texts with ``datum_timeout: 1s``,
+    whose datum ``slow`` sleeps 30 s; its store (``tmp_path/data``) holds the texts."""
+    import textwrap
+
+    from databacked.store import Store
+
+    store = Store(tmp_path / "data")
+    for name in ("fast1", "slow", "fast2"):
+        store.put_bytes(f"texts/{name}.txt", name.encode())
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "p.yml").write_text(
+        textwrap.dedent(
+            """
+            pipeline: copy
+            datum_timeout: 1s
+            input: {repo: texts, glob: "/(*).txt"}
+            transform:
+              cmd: [sh, -c, "case {1} in slow) sleep 30;; esac; cp {input_dir}/texts/* {o}"]
+            """
+        ).replace("{o}", "{output_dir}")
+    )
+    return store

@@ -3,7 +3,6 @@ with its reason, retried when it has retries, and the rest of the run goes on.""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -77,22 +76,8 @@ def test_threads_cannot_enforce_a_timeout_and_say_so_before_running(
     assert not (tmp_path / "count.txt").exists()
 
 
-def test_datum_timeout_stops_a_command(tmp_path: Path) -> None:
-    store = Store(tmp_path / "data")
-    for name in ("fast1", "slow", "fast2"):
-        store.put_bytes(f"texts/{name}.txt", name.encode())
-    (tmp_path / "pipelines").mkdir()
-    (tmp_path / "pipelines" / "p.yml").write_text(
-        textwrap.dedent(
-            """
-            pipeline: copy
-            datum_timeout: 1s
-            input: {repo: texts, glob: "/(*).txt"}
-            transform:
-              cmd: [sh, -c, "case {1} in slow) sleep 30;; esac; cp {input_dir}/texts/* {o}"]
-            """
-        ).replace("{o}", "{output_dir}")
-    )
+def test_datum_timeout_stops_a_command(tmp_path: Path, slow_copy_spec: Store) -> None:
+    store = slow_copy_spec
     with Catalog.open(tmp_path / "catalog.db") as catalog:
         result = run_specs(
             tmp_path / "pipelines", store=store, catalog=catalog, executor="processes", workers=2

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -209,22 +208,10 @@ def test_a_call_the_timer_cannot_stop_has_its_child_process_killed(cluster: Any)
         assert executor.submit(os.getpid).result(timeout=TIMEOUT) > 0  # the worker goes on
 
 
-def test_datum_timeout_stops_a_command_on_dask(cluster: Any, tmp_path: Path) -> None:
-    store = Store(tmp_path / "data")
-    for name in ("fast1", "slow", "fast2"):
-        store.put_bytes(f"texts/{name}.txt", name.encode())
-    (tmp_path / "pipelines").mkdir()
-    (tmp_path / "pipelines" / "p.yml").write_text(
-        textwrap.dedent(
-            """
-            pipeline: copy
-            datum_timeout: 1s
-            input: {repo: texts, glob: "/(*).txt"}
-            transform:
-              cmd: [sh, -c, "case {1} in slow) sleep 30;; esac; cp {input_dir}/texts/* {o}"]
-            """
-        ).replace("{o}", "{output_dir}")
-    )
+def test_datum_timeout_stops_a_command_on_dask(
+    cluster: Any, tmp_path: Path, slow_copy_spec: Store
+) -> None:
+    store = slow_copy_spec
     with Catalog.open(tmp_path / "catalog.db") as catalog, DaskExecutor(cluster=cluster) as ex:
         result = run_specs(tmp_path / "pipelines", store=store, catalog=catalog, executor=ex)
     [failed] = result.of("copy", "failed")
