@@ -68,7 +68,6 @@ _MARGIN = 600.0
 # The worker-side body, named by import string: executors must not import the top layer.
 _SERVE = "databacked.worker:serve"
 _READY = {"SUCCESS", "FAILURE", "REVOKED"}
-logger = logging.getLogger("databacked.executors.celery")
 
 
 def broker_url(address: str) -> str:
@@ -167,7 +166,7 @@ def run_wire(payload: str, driver: str | None = None) -> dict[str, str]:
         # A malformed or refused call is answered, not raised: Celery would serialise the
         # exception. Nothing of it ran, and the worker goes on with the next message.
         reason = " ".join(str(exc).split())
-        logger.warning("databacked worker refused a message: %s", reason)
+        log.warning("databacked worker refused a message: %s", reason)
         return {"refused": reason}
     return {"answer": _pack(answer)}
 
