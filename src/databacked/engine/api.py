@@ -172,20 +172,22 @@ def run(
         **_executor_options(executor_name, settings),
     )
     try:
+        traced = pipe.trace(*args, **kwargs)
+        lossy.check_graph(traced.graph)
+        steps = {id(n.step): n.step for n in traced.graph.nodes}.values()
+        if getattr(executor_obj, "name", "") != "inline":
+            _pickle_by_value(steps)
         warm = getattr(executor_obj, "warm", None)
         if own_executor and warm is not None and _first_run(catalog or settings.catalog):
-            warm(WORKER_MODULES)  # workers start while the driver creates the catalog, plans
+            # workers start, and import what the steps need, while the driver creates the
+            # catalog and plans
+            warm(WORKER_MODULES, [s.fn for s in steps])
         store_obj, catalog_obj, own_catalog = _open(store, catalog, settings)
     except BaseException:
         if own_executor:
             executor_obj.close()
         raise
     try:
-        traced = pipe.trace(*args, **kwargs)
-        lossy.check_graph(traced.graph)
-        steps = {id(n.step): n.step for n in traced.graph.nodes}.values()
-        if getattr(executor_obj, "name", "") != "inline":
-            _pickle_by_value(steps)
         config = {
             **settings.redacted(),
             "store": str(store_obj.url),

@@ -191,8 +191,9 @@ class BaseExecutor:
         entry per item: the item's return value, or :class:`ItemFailed` if it raised."""
         return self.submit(run_batch, fn, list(batch))
 
-    def warm(self, modules: Sequence[str] = ()) -> None:
-        """Start workers now, importing ``modules`` in them, so their start-up overlaps the
+    def warm(self, modules: Sequence[str] = (), functions: Sequence[Any] = ()) -> None:
+        """Start workers now, importing ``modules`` and receiving ``functions`` (the steps
+        to come: unpickling one imports what it needs), so their start-up overlaps the
         driver's own (opening the catalog, planning); executors without a start-up ignore it."""
 
     def place(self, placement: Placement, fn: Callable[..., Any], *args: Any) -> Future[Any]:
