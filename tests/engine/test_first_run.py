@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import databacked as db
-from databacked.engine.api import _first_run
+from databacked.catalog import fresh_sqlite
 
 
 def test_first_run_is_a_missing_sqlite_file(tmp_path: Path) -> None:
     missing, present = tmp_path / "new.db", tmp_path / "old.db"
     present.write_bytes(b"")
-    assert _first_run(f"sqlite:///{missing}")
-    assert _first_run(str(missing))
-    assert not _first_run(f"sqlite:///{present}")
-    assert not _first_run("sqlite:///:memory:")
-    assert not _first_run("postgresql+psycopg://u@127.0.0.1/db")  # a server: unknown
-    assert not _first_run(db.Catalog)  # an object given by the caller
+    assert fresh_sqlite(f"sqlite:///{missing}")
+    assert fresh_sqlite(str(missing))
+    assert not fresh_sqlite(f"sqlite:///{present}")
+    assert not fresh_sqlite("sqlite:///:memory:")
+    assert not fresh_sqlite("postgresql+psycopg://u@127.0.0.1/db")  # a server: unknown
+    assert not fresh_sqlite(db.Catalog)  # an object given by the caller
 
 
 @db.step

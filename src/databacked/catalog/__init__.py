@@ -6,6 +6,7 @@ SQLAlchemy until a catalog is actually opened.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from databacked.catalog.records import (
@@ -31,6 +32,20 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'databacked.catalog' has no attribute {name!r}")
 
 
+def fresh_sqlite(catalog: Any) -> bool:
+    """Whether ``catalog`` names a SQLite file that does not exist yet: a first run, where
+    everything will compute, so workers are worth starting before anything is known. (Read
+    off the URL by hand: this is asked before SQLAlchemy is imported.)"""
+    if not isinstance(catalog, str | os.PathLike):
+        return False
+    url = os.fspath(catalog)
+    if url.startswith("sqlite:///"):
+        url = url[len("sqlite:///") :].partition("?")[0]
+    elif "://" in url or url.startswith("sqlite:"):
+        return False
+    return url not in ("", ":memory:") and not os.path.exists(url)
+
+
 __all__ = [
     "DEFAULT_URL",
     "ArtifactRow",
@@ -42,4 +57,5 @@ __all__ = [
     "LeaseRow",
     "LineageRow",
     "RunRow",
+    "fresh_sqlite",
 ]

@@ -8,6 +8,8 @@ group validates specs, prints their JSON Schema, and runs or plans them once.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -161,26 +163,48 @@ def run(
     resources: ResourcesOption = None,
 ) -> None:
     """Run new and changed datums of every pipeline; exit 1 if any datum failed."""
-    from databacked.specs.runner import run_specs
-
     config = settings(store=store, catalog=catalog, executor=executor, workers=workers)
     if config.datalad if datalad is None else datalad:
         _run_saved(pipelines, config)
         return
-    with open_catalog(config) as cat, warnings_as_notes():
-        result = run_specs(
-            pipelines,
-            store=open_store(config),
-            catalog=cat,
-            executor=config.executor,
-            workers=config.workers,
-            grace=grace,
-            resources={**config.resources, **(parse_resources(resources) or {})},
-        )
+    with _warmed_executor(config) as pool:
+        from databacked.specs.runner import run_specs
+
+        with open_catalog(config) as cat, warnings_as_notes():
+            result = run_specs(
+                pipelines,
+                store=open_store(config),
+                catalog=cat,
+                executor=pool,
+                workers=config.workers,
+                grace=grace,
+                resources={**config.resources, **(parse_resources(resources) or {})},
+            )
     _print_counts(result)
     _print_run(result)
     if not result.ok:
         raise typer.Exit(1)
+
+
+SPEC_WORKER_MODULES = ("databacked.engine.worker", "databacked.specs.transform")
+"""What a worker running datums imports before its first one (``Executor.warm``)."""
+
+
+@contextmanager
+def _warmed_executor(config: Any) -> Iterator[Any]:
+    """The configured executor; on a first run (a SQLite catalog not created yet: every
+    datum will run) its workers start now, while this process imports the runner and
+    SQLAlchemy, reads the specs and plans."""
+    from databacked.catalog import fresh_sqlite
+    from databacked.executors import get_executor
+
+    pool = get_executor(config.executor, workers=config.workers)
+    try:
+        if fresh_sqlite(config.catalog):
+            pool.warm(SPEC_WORKER_MODULES)
+        yield pool
+    finally:
+        pool.close()
 
 
 def _saving(pipelines: Path, store: Any, config: Any, datalad: bool | None) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from databacked.catalog import fresh_sqlite
 from databacked.config import load_settings
 from databacked.engine import lossy, provenance
 from databacked.engine.events import CallEvent
@@ -178,7 +179,7 @@ def run(
         if getattr(executor_obj, "name", "") != "inline":
             _pickle_by_value(steps)
         warm = getattr(executor_obj, "warm", None)
-        if own_executor and warm is not None and _first_run(catalog or settings.catalog):
+        if own_executor and warm is not None and fresh_sqlite(catalog or settings.catalog):
             # workers start, and import what the steps need, while the driver creates the
             # catalog and plans
             warm(WORKER_MODULES, [s.fn for s in steps])
@@ -286,20 +287,6 @@ def _open(store: Any, catalog: Any, settings: Any) -> tuple[Any, Any, bool]:
     own_catalog = not isinstance(catalog, Catalog)
     catalog_obj = catalog if not own_catalog else Catalog.open(catalog or settings.catalog)
     return store_obj, catalog_obj, own_catalog
-
-
-def _first_run(catalog: Any) -> bool:
-    """Whether the catalog is a SQLite file that does not exist yet: everything will
-    compute, so workers are worth starting before anything is known. (On a rerun they
-    start with the first call; most reruns compute little or nothing.)"""
-    if not isinstance(catalog, str | os.PathLike):
-        return False
-    url = os.fspath(catalog)
-    if url.startswith("sqlite:///"):
-        url = url[len("sqlite:///") :].partition("?")[0]
-    elif "://" in url or url.startswith("sqlite:"):
-        return False
-    return url not in ("", ":memory:") and not os.path.exists(url)
 
 
 def _pickle_by_value(steps: Any) -> None:
