@@ -75,3 +75,25 @@ def test_plan_of_values_pipeline(tmp_path: Path) -> None:
             "target": None,
         }
     ]
+
+
+def test_versions_of_packages_not_imported_match_their_metadata(tmp_path: Path) -> None:
+    """Read from the installed dist-info without importing the package (or
+    importlib.metadata), for the same answer; a project's own module has none."""
+    import importlib.metadata
+    import sys
+
+    (tmp_path / "own_steps.py").write_text("x = 1\n")
+    code = (
+        "import sys\n"
+        "from databacked.engine.provenance import package_versions\n"
+        "v = package_versions(['blake3', 'loky', 'own_steps'])\n"
+        "print(v.get('blake3'), v.get('loky'), v.get('own_steps'))\n"
+        "print(*(m in sys.modules for m in ('blake3', 'loky', 'importlib.metadata')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.split()
+    version = importlib.metadata.version
+    assert out[:3] == [version("blake3"), version("loky"), "None"]
+    assert out[3:] == ["False", "False", "False"]
