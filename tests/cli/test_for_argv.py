@@ -40,3 +40,18 @@ def test_the_narrowed_app_runs_and_keeps_did_you_mean() -> None:
     )
     assert unknown.returncode == 2
     assert "Did you mean 'spec'?" in unknown.stderr
+
+
+def test_the_console_script_ends_with_the_commands_status_and_whole_output() -> None:
+    """``main`` ends the process itself once the command is done (``os._exit`` after the
+    atexit handlers): statuses and every byte of output must still come through a pipe."""
+    command = [sys.executable, "-c", "from databacked.cli import main; main()"]
+    schema = subprocess.run([*command, "spec", "schema"], capture_output=True, text=True)
+    assert schema.returncode == 0, schema.stderr
+    assert schema.stdout.rstrip().endswith("}")  # the whole JSON document, flushed
+    assert '"$schema"' in schema.stdout
+    missing = subprocess.run(
+        [*command, "spec", "check", "no/such/folder"], capture_output=True, text=True
+    )
+    assert missing.returncode not in (0, None)
+    assert missing.stderr.strip()
