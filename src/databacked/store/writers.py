@@ -19,11 +19,19 @@ if TYPE_CHECKING:
     from databacked.store.core import Store
 
 
-def _staging_file(store: Store, relpath: str) -> str:
-    """A fresh temporary name beside the target (same filesystem, so the rename is atomic)."""
+def _open_staging(store: Store, relpath: str, mode: str) -> tuple[str, Any]:
+    """A fresh temporary file beside the target (same filesystem, so the rename is atomic),
+    and its name. The folder is made when the open finds it missing: asking first would cost
+    every write three more system calls."""
     folder, name = os.path.split(store.full_path(relpath))
-    store._wrap("create the folder of", relpath, os.makedirs, folder, exist_ok=True)
-    return os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
+    tmp = os.path.join(folder, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{name[:80]}")
+    try:
+        return tmp, open(tmp, mode)  # closed by the writer
+    except FileNotFoundError:
+        store._wrap("create the folder of", relpath, os.makedirs, folder, exist_ok=True)
+    except OSError:
+        pass  # said as a StoreError below, after the store's retries
+    return tmp, store._wrap("write", relpath, open, tmp, mode)
 
 
 def _committed(writer: HashingWriter | SeekableWriter) -> WriteResult:
@@ -72,8 +80,7 @@ class HashingWriter(io.RawIOBase):
     def __enter__(self) -> HashingWriter:
         store = self._store
         if store.is_local:
-            self._tmp = _staging_file(store, self.path)
-            self._sink = store._wrap("write", self.path, open, self._tmp, "wb")
+            self._tmp, self._sink = _open_staging(store, self.path, "wb")
         else:
             self._sink = io.BytesIO()
         return self
@@ -151,8 +158,7 @@ class SeekableWriter:
     def __enter__(self) -> SeekableWriter:
         store = self._store
         if store.is_local:
-            self._tmp = _staging_file(store, self.path)
-            self.file = store._wrap("write", self.path, open, self._tmp, "w+b")
+            self._tmp, self.file = _open_staging(store, self.path, "w+b")
         else:
             import tempfile
 
