@@ -200,7 +200,12 @@ def _runners(data: Path, out: Path, peers: Sequence[str]) -> dict[str, list[str]
 
 
 def section_pipeline(n: int, runs: int, peers: Sequence[str], work: Path) -> list[dict]:
-    """The peers' imaging workload and 1,000 trivial calls, whole processes, vs the bare loop."""
+    """The peers' imaging workload and 1,000 trivial calls, whole processes, vs the bare loop.
+
+    Every runner has its own output folder and the runners take turns within each repetition
+    (bare, databacked, bare, ...), so a slower minute of this shared machine falls on both
+    sides of a ratio; the short cases (no-op, one new field) get at least five repetitions.
+    """
     if not (PEERS_DIR / "common.py").exists():
         print(f"  ! the peers' workload is not at {PEERS_DIR}; set PEERS_DIR")
         return []
@@ -213,37 +218,55 @@ def section_pipeline(n: int, runs: int, peers: Sequence[str], work: Path) -> lis
             stdout=subprocess.DEVNULL,
         )
     outputs = ("norm", "png", "meas")
-    rows: list[dict] = []
+    short = max(runs, 5)
     figures: dict[tuple[str, str], Timing] = {}
     checks: dict[tuple[str, str], str] = {}
-    out = work / "out"
-    snap = work / "snap"
+    names = list(_runners(data, work, peers))
+    out = {name: work / f"out-{name}" for name in names}
+    snap = {name: work / f"snap-{name}" for name in names}
+    cmds = {name: _runners(data, out[name], peers)[name] for name in names}
+    plus = {name: [str(data_plus) if a == str(data) else a for a in cmds[name]] for name in names}
 
-    def reset() -> None:
-        shutil.rmtree(out, ignore_errors=True)
+    def reset(name: str) -> None:
+        shutil.rmtree(out[name], ignore_errors=True)
 
-    def restore() -> None:
-        reset()
-        shutil.copytree(snap, out, symlinks=True)
+    def restore(name: str) -> None:
+        reset(name)
+        shutil.copytree(snap[name], out[name], symlinks=True)
 
-    for name, cmd in _runners(data, out, peers).items():
-        print(f"  {name}: images cold / noop / new1 at N={n}")
-        figures[name, "images cold"] = repeat(cmd, runs, before=reset, env=env)
-        # the state after a cold run of N images is the starting point of noop and new1
-        reset()
-        time_process(cmd, env=env)
-        shutil.rmtree(snap, ignore_errors=True)
-        shutil.copytree(out, snap, symlinks=True)
-        before = _snapshot(out, outputs)
-        figures[name, "images noop"] = repeat(cmd, runs, env=env)
-        changed = _rewritten(before, out, outputs)
-        checks[name, "images noop"] = f"{changed} rewritten, {_csv_rows(_final(out))} rows"
-        plus_cmd = [str(data_plus) if part == str(data) else part for part in cmd]
-        figures[name, "images new1"] = repeat(plus_cmd, runs, before=restore, env=env)
-        before = _snapshot(snap, outputs)
-        before = {k.replace(str(snap), str(out)): v for k, v in before.items()}
-        changed = _rewritten(before, out, outputs)
-        checks[name, "images new1"] = f"{changed} rewritten, {_csv_rows(_final(out))} rows"
+    def turns(
+        case: str,
+        count: int,
+        cmd: dict[str, list[str]],
+        before: Callable[[str], None] | None = None,
+    ) -> None:
+        for _ in range(count):
+            for name in names:
+                if before is not None:
+                    before(name)
+                timing = figures.setdefault((name, case), Timing())
+                wall, peak, code = time_process(cmd[name], env=env)
+                timing.walls.append(wall)
+                timing.peaks_mib.append(peak)
+                timing.codes.append(code)
+
+    print(f"  {', '.join(names)}: images cold / noop / new1 at N={n}, taking turns")
+    turns("images cold", runs, cmds, reset)
+    stamps: dict[str, dict[str, int]] = {}
+    for name in names:  # the state after a cold run of N images starts noop and new1
+        reset(name)
+        time_process(cmds[name], env=env)
+        shutil.rmtree(snap[name], ignore_errors=True)
+        shutil.copytree(out[name], snap[name], symlinks=True)
+        stamps[name] = _snapshot(out[name], outputs)
+    turns("images noop", short, cmds)
+    for name in names:
+        changed = _rewritten(stamps[name], out[name], outputs)
+        checks[name, "images noop"] = f"{changed} rewritten, {_csv_rows(_final(out[name]))} rows"
+    turns("images new1", short, plus, restore)
+    for name in names:
+        changed = _rewritten(stamps[name], out[name], outputs)
+        checks[name, "images new1"] = f"{changed} rewritten, {_csv_rows(_final(out[name]))} rows"
 
     overhead = {
         "bare": [PY, str(PEERS_DIR / "run_bare.py"), "--workload", "overhead", "--n", "1000"],
@@ -251,14 +274,16 @@ def section_pipeline(n: int, runs: int, peers: Sequence[str], work: Path) -> lis
             PY, str(HERE / "run_databacked.py"), "--workload", "overhead", "--n", "1000",
         ],
     }  # fmt: skip
-    for name, base_cmd in overhead.items():
-        print(f"  {name}: 1,000 trivial persisted calls cold / noop")
-        cmd = [*base_cmd, "--out", str(out)]
-        figures[name, "overhead cold"] = repeat(cmd, runs, before=reset, env=env)
-        reset()
-        time_process(cmd, env=env)
-        figures[name, "overhead noop"] = repeat(cmd, runs, env=env)
+    trivial = {name: [*cmd, "--out", str(out[name])] for name, cmd in overhead.items()}
+    names = list(overhead)
+    print("  bare, databacked: 1,000 trivial persisted calls cold / noop, taking turns")
+    turns("overhead cold", short, trivial, reset)
+    for name in names:
+        reset(name)
+        time_process(trivial[name], env=env)
+    turns("overhead noop", short, trivial)
 
+    rows: list[dict] = []
     for (name, case), timing in figures.items():
         bare = figures.get(("bare", case))
         ratio = timing.median / bare.median if bare else float("nan")
