@@ -453,7 +453,8 @@ def main() -> int:
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.\n"
         "Every ratio is against a baseline timed in the same run; absolute seconds on a "
         "shared 2-core machine are noise. Pipelines are whole processes, medians of "
-        f"{args.runs} runs."
+        f"{args.runs} runs ({max(args.runs, 5)} for no-op, one new field and trivial calls), "
+        "the bare loop and databacked taking turns."
     )
     report = render(rows, header)
     Path(args.output).write_text(report + "\n")
