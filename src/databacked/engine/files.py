@@ -33,7 +33,8 @@ class FileHasher:
     def __init__(self, catalog: Any) -> None:
         self.catalog = catalog
         self.memo: dict[str, str] = {}
-        self.known: dict[str, tuple[str, str]] = {}
+        self.known: dict[str, tuple[str, str] | None] = {}
+        """(stamp, digest) of paths asked of the stat cache; None where it had none."""
         self.fresh: list[tuple[str, str, int, str]] = []
 
     def prefetch(self, states: list[CallState]) -> None:
@@ -50,7 +51,9 @@ class FileHasher:
                 handler(dangling)
         paths -= set(self.known)
         if paths:
-            self.known.update(self.catalog.stat_cache_get(LOCAL_FILES, paths))
+            found = self.catalog.stat_cache_get(LOCAL_FILES, paths)
+            # misses are remembered too, or each would be asked again, one query a file
+            self.known.update({path: found.get(path) for path in paths})
 
     def flush(self) -> None:
         """Remember the files hashed since the last flush, in one write."""
