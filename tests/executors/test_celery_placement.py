@@ -191,6 +191,58 @@ def test_a_step_with_a_queue_runs_only_on_the_workers_of_that_queue(
     assert {db.load(p) for p in (data / "cpu").iterdir()} == {"default"}
 
 
+ROLES = """
+import os
+
+
+def role(files, output_dir):
+    for path in files.values():
+        (output_dir / f"{path.name}.role").write_text(os.environ["WORKER_ROLE"])
+"""
+
+
+def test_a_spec_with_a_queue_runs_its_datums_only_on_the_workers_of_that_queue(
+    amqp_url: str, redis_url: str, modules: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    from databacked.specs.runner import run_specs
+    from databacked.store import Store
+
+    tag = uuid.uuid4().hex[:12]
+    default, gpu = f"databacked-test-default-{tag}", f"databacked-test-gpu-{tag}"
+    mod = write_module(modules, "spec_roles", ROLES)
+    store = Store(tmp_path / "data")
+    for i in range(4):
+        store.put_bytes(f"texts/t{i}.txt", b"x")
+    # the workers run only transforms their project's specs name: the specs live there
+    (modules / "pipelines").mkdir(exist_ok=True)
+    (modules / "pipelines" / f"roles-{tag}.yml").write_text(
+        f"pipeline: on_gpu\ninput: {{repo: texts, glob: /*}}\n"
+        f"transform: {{python: '{mod.__name__}:role'}}\nqueue: {gpu}\n---\n"
+        f"pipeline: on_cpu\ninput: {{repo: texts, glob: /*}}\n"
+        f"transform: {{python: '{mod.__name__}:role'}}\n"
+    )
+    try:
+        with (
+            celery_worker(amqp_url, default, tmp_path / "default.log", backend=redis_url,
+                          project=modules, env_extra={"WORKER_ROLE": "default"}),
+            celery_worker(amqp_url, None, tmp_path / "gpu.log", backend=redis_url,
+                          project=modules, extra=("--queues", gpu), concurrency=1,
+                          env_extra={"WORKER_ROLE": "gpu"}),
+            CeleryExecutor(address=amqp_url, backend=redis_url, queue=default) as executor,
+            Catalog.open(tmp_path / "catalog.db") as catalog,
+        ):  # fmt: skip
+            result = run_specs(modules / "pipelines" / f"roles-{tag}.yml", store=store,
+                               catalog=catalog, executor=executor)  # fmt: skip
+    finally:
+        _delete_queue(amqp_url, default)
+        _delete_queue(amqp_url, gpu)
+    assert result.ok, result.rows
+    assert result.counts() == {"on_gpu": {"ran": 4}, "on_cpu": {"ran": 4}}
+    roles = {repo: {p.read_text() for p in (tmp_path / "data" / repo).glob("*.role")}
+             for repo in ("on_gpu", "on_cpu")}  # fmt: skip
+    assert roles == {"on_gpu": {"gpu"}, "on_cpu": {"default"}}
+
+
 def test_a_queue_no_worker_consumes_is_named_in_the_warning(
     worker: dict[str, str], modules: Path, caplog: pytest.LogCaptureFixture  # noqa: F811
 ) -> None:

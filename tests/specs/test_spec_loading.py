@@ -213,6 +213,11 @@ def test_unknown_field_names_file_line_and_suggestion(tmp_path: Path) -> None:
         ),
         ("- just\n- a list\n", "line 1: a spec document must be a mapping"),
         (
+            "pipeline: m\ninput: {pfs: {repo: r, glob: /*}}\ntransform: {python: a:b}\n"
+            "queue: ' gpu'\n",
+            "queue ' gpu' is not a queue name; give the name of a Celery queue",
+        ),
+        (
             "pipeline: m\ninput: {pfs: {repo: raw, glob: /*}, cross: []}\n"
             "transform: {python: a:b}\n",
             "exactly one of pfs, cross, union, join or group",

@@ -243,6 +243,12 @@ class Spec(_Strict):
     resources: Resources | None = None
     resource_requests: Resources | None = Field(None, description="Pachyderm spelling.")
     resource_limits: Resources | None = Field(None, description="Pachyderm spelling; ignored.")
+    queue: str | None = Field(
+        None,
+        description="Celery queue of this pipeline's datums, consumed by the workers started "
+        "with `databacked worker --queues NAME` (a GPU machine's, say); other executors "
+        "ignore it.",
+    )
     retries: int = Field(0, ge=0)
     datum_tries: int | None = Field(None, ge=1, description="Pachyderm: tries = retries + 1.")
     parallelism_spec: dict[str, Any] | None = Field(None, description="Accepted; ignored.")
@@ -284,6 +290,13 @@ class Spec(_Strict):
                 "pipeline_name",
                 "pipeline name '{name}' may hold only letters, digits, '_', '-' and '.'",
                 {"name": self.pipeline},
+            )
+        if self.queue is not None and (not self.queue.strip() or self.queue != self.queue.strip()):
+            raise PydanticCustomError(
+                "queue",
+                "queue '{queue}' is not a queue name; give the name of a Celery queue, "
+                "such as gpu",
+                {"queue": self.queue},
             )
         if self.datum_tries is not None and self.retries == 0:
             self.retries = self.datum_tries - 1

@@ -223,6 +223,7 @@ class _Execution:
             retries=spec.retries,
             timeout=timeout,
             resources=_needs(spec),
+            queue=spec.queue,
         )
 
     def _claim(self, todo: list[DatumState]) -> list[Job]:
