@@ -9,6 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,25 +167,35 @@ def mixed():
 """
 
 
-def test_a_step_with_a_queue_runs_only_on_the_workers_of_that_queue(
-    amqp_url: str, redis_url: str, modules: Path, tmp_path: Path  # noqa: F811
-) -> None:
+@contextmanager
+def _default_and_gpu_workers(
+    amqp_url: str, redis_url: str, project: Path, tmp_path: Path
+) -> Iterator[tuple[str, str]]:
+    """Two ``databacked worker`` processes: one on a default queue, one consuming only a
+    "gpu" queue; each tells its role in ``WORKER_ROLE``. Yields the two queue names."""
     tag = uuid.uuid4().hex[:12]
     default, gpu = f"databacked-test-default-{tag}", f"databacked-test-gpu-{tag}"
-    mod = write_module(modules, "celery_routed", ROUTED.replace("QUEUE", gpu))
-    service = {"broker": amqp_url, "backend": redis_url, "queue": default}
     try:
         with (
             celery_worker(amqp_url, default, tmp_path / "default.log", backend=redis_url,
-                          project=modules, env_extra={"WORKER_ROLE": "default"}),
+                          project=project, env_extra={"WORKER_ROLE": "default"}),
             celery_worker(amqp_url, None, tmp_path / "gpu.log", backend=redis_url,
-                          project=modules, extra=("--queues", gpu), concurrency=1,
+                          project=project, extra=("--queues", gpu), concurrency=1,
                           env_extra={"WORKER_ROLE": "gpu"}),
         ):  # fmt: skip
-            result = _run(mod.mixed, tmp_path, service)
+            yield default, gpu
     finally:
         _delete_queue(amqp_url, default)
         _delete_queue(amqp_url, gpu)
+
+
+def test_a_step_with_a_queue_runs_only_on_the_workers_of_that_queue(
+    amqp_url: str, redis_url: str, modules: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    with _default_and_gpu_workers(amqp_url, redis_url, modules, tmp_path) as (default, gpu):
+        mod = write_module(modules, "celery_routed", ROUTED.replace("QUEUE", gpu))
+        service = {"broker": amqp_url, "backend": redis_url, "queue": default}
+        result = _run(mod.mixed, tmp_path, service)
     assert result.ok, result.summary()
     data = tmp_path / "data"
     assert {db.load(p) for p in (data / "gpu").iterdir()} == {"gpu"}
@@ -207,35 +218,25 @@ def test_a_spec_with_a_queue_runs_its_datums_only_on_the_workers_of_that_queue(
     from databacked.specs.runner import run_specs
     from databacked.store import Store
 
-    tag = uuid.uuid4().hex[:12]
-    default, gpu = f"databacked-test-default-{tag}", f"databacked-test-gpu-{tag}"
     mod = write_module(modules, "spec_roles", ROLES)
     store = Store(tmp_path / "data")
     for i in range(4):
         store.put_bytes(f"texts/t{i}.txt", b"x")
-    # the workers run only transforms their project's specs name: the specs live there
-    (modules / "pipelines").mkdir(exist_ok=True)
-    (modules / "pipelines" / f"roles-{tag}.yml").write_text(
-        f"pipeline: on_gpu\ninput: {{repo: texts, glob: /*}}\n"
-        f"transform: {{python: '{mod.__name__}:role'}}\nqueue: {gpu}\n---\n"
-        f"pipeline: on_cpu\ninput: {{repo: texts, glob: /*}}\n"
-        f"transform: {{python: '{mod.__name__}:role'}}\n"
-    )
-    try:
+    with _default_and_gpu_workers(amqp_url, redis_url, modules, tmp_path) as (default, gpu):
+        # the workers run only transforms their project's specs name: the specs live there
+        (modules / "pipelines").mkdir(exist_ok=True)
+        specs = modules / "pipelines" / f"roles-{gpu}.yml"
+        specs.write_text(
+            f"pipeline: on_gpu\ninput: {{repo: texts, glob: /*}}\n"
+            f"transform: {{python: '{mod.__name__}:role'}}\nqueue: {gpu}\n---\n"
+            f"pipeline: on_cpu\ninput: {{repo: texts, glob: /*}}\n"
+            f"transform: {{python: '{mod.__name__}:role'}}\n"
+        )
         with (
-            celery_worker(amqp_url, default, tmp_path / "default.log", backend=redis_url,
-                          project=modules, env_extra={"WORKER_ROLE": "default"}),
-            celery_worker(amqp_url, None, tmp_path / "gpu.log", backend=redis_url,
-                          project=modules, extra=("--queues", gpu), concurrency=1,
-                          env_extra={"WORKER_ROLE": "gpu"}),
             CeleryExecutor(address=amqp_url, backend=redis_url, queue=default) as executor,
             Catalog.open(tmp_path / "catalog.db") as catalog,
-        ):  # fmt: skip
-            result = run_specs(modules / "pipelines" / f"roles-{tag}.yml", store=store,
-                               catalog=catalog, executor=executor)  # fmt: skip
-    finally:
-        _delete_queue(amqp_url, default)
-        _delete_queue(amqp_url, gpu)
+        ):
+            result = run_specs(specs, store=store, catalog=catalog, executor=executor)
     assert result.ok, result.rows
     assert result.counts() == {"on_gpu": {"ran": 4}, "on_cpu": {"ran": 4}}
     roles = {repo: {p.read_text() for p in (tmp_path / "data" / repo).glob("*.role")}
