@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -55,3 +56,18 @@ def test_the_console_script_ends_with_the_commands_status_and_whole_output() -> 
     )
     assert missing.returncode not in (0, None)
     assert missing.stderr.strip()
+
+
+def test_under_a_profiler_the_console_script_returns_so_the_profile_is_written(
+    tmp_path: Path,
+) -> None:
+    entry = tmp_path / "entry.py"
+    entry.write_text("from databacked.cli import main; main()\n")
+    profile = tmp_path / "out.prof"
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(profile), str(entry), "spec", "schema"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert profile.stat().st_size > 0

@@ -11,12 +11,13 @@ def main() -> NoReturn:
 
     from databacked.cli.app import for_argv
 
+    code: object = 0
     try:
         for_argv(sys.argv[1:])(prog_name="databacked")
     except SystemExit as exc:
         code = exc.code
-    else:
-        code = 0
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # a profiler or debugger writes what it found once this returns
     _exit(code)
 
 
@@ -24,7 +25,8 @@ def _exit(code: object) -> NoReturn:
     """End the process once the command is done: other threads joined, ``atexit`` handlers
     run (logging, loky, finalizers), streams flushed; then ``os._exit``. The interpreter's
     own teardown of every module (SQLAlchemy's alone ~50 ms) would only free memory the
-    operating system takes back anyway."""
+    operating system takes back anyway. Under a profiler or debugger, ``main`` returns
+    normally instead, so that it can write what it found."""
     import atexit
     import contextlib
     import os
