@@ -74,6 +74,36 @@ def test_durability_modes(tmp_path: Path, durability: str) -> None:
     assert (tmp_path / "a.bin").read_bytes() == b"a"
 
 
+def test_a_batch_of_few_files_is_made_durable_file_by_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filesystem sync also writes back every other program's pending data on that disk;
+    a few files written are fsynced themselves, with each folder that holds them."""
+    import databacked.store.core as core
+
+    synced: list[str] = []
+    whole: list[str] = []
+    monkeypatch.setattr(core, "_fsync_path", lambda path: synced.append(path))
+    monkeypatch.setattr(core, "_syncfs", lambda root: whole.append(root))
+    store = Store(tmp_path / "s", durability="batch")
+    store.put_bytes("a/b/one.txt", b"1")
+    store.put_bytes("two.txt", b"2")
+    store.sync(written=["a/b/one.txt", "two.txt"])
+    root = str(tmp_path / "s")
+    expected = {f"{root}/a/b/one.txt", f"{root}/two.txt", f"{root}/a/b", f"{root}/a", root}
+    assert set(synced) == expected and whole == []
+
+    synced.clear()
+    store.put_bytes("image.zarr/zarr.json", b"{}")  # a folder artifact: its whole tree counts
+    store.sync(written=["image.zarr"])
+    many = [f"m/{i}.txt" for i in range(core.FEW_WRITTEN + 1)]
+    for path in many:
+        store.put_bytes(path, b"x")
+    store.sync(written=many)
+    store.sync()  # written files not known (another process's writes): the filesystem sync
+    assert synced == [] and whole == [root, root, root]
+
+
 def test_unknown_durability_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="durability"):
         Store(tmp_path, durability="sometimes")  # type: ignore[arg-type]

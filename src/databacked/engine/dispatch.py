@@ -460,7 +460,7 @@ class Dispatcher:
         if not self.records:
             return
         batch, self.records = self.records, []
-        self.store.sync()
+        self.store.sync(written=[a.path for r in batch for a in r.outputs.values()])
         crashpoint("scheduler.flush")
         self.catalog.record_calls(batch)
         ok = {r.key for r in batch if r.status == "ok"}

@@ -131,8 +131,9 @@ def combined_etag(infos: Iterable[FileInfo]) -> str:
     return combine("etags", *sorted(f"{i.path}\0{i.etag}\0{i.size}" for i in infos))
 
 
-def _fsync_dir(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def _fsync_path(path: str) -> None:
+    """fsync a file's bytes, or a folder's entries (a rename or a new file in it)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -147,7 +148,7 @@ def _fsync_tree(folder: str) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(root)
+        _fsync_path(root)
 
 
 def _syncfs(folder: str) -> None:

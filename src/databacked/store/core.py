@@ -10,8 +10,8 @@ import re
 import shutil
 import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Collection, Iterable, Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from databacked.errors import ArtifactNotFound, DatabackedError, PathEscapeError, StoreError
@@ -22,7 +22,7 @@ from databacked.store.base import (
     Durability,
     FileInfo,
     WriteResult,
-    _fsync_dir,
+    _fsync_path,
     _mtime_ns,
     _redact,
     _syncfs,
@@ -58,6 +58,11 @@ def _normalised(text: str) -> str | None:
     ):
         return None
     return "/".join(parts)
+
+
+FEW_WRITTEN = 32
+"""Up to this many files written since the last sync are fsynced one by one (and their folders)
+rather than with one filesystem sync, which also writes back everyone else's pending data."""
 
 
 class Store:
@@ -426,7 +431,7 @@ class Store:
 
     def _written(self, final: str) -> None:
         if self.durability == "fsync":
-            _fsync_dir(os.path.dirname(final))
+            _fsync_path(os.path.dirname(final))
         elif self.durability == "batch":
             with self._lock:
                 self._pending.add(final)
@@ -437,17 +442,40 @@ class Store:
         with self._lock:
             return frozenset(self._pending)
 
-    def sync(self) -> None:
+    def sync(self, written: Collection[str] | None = None) -> None:
         """Make every write since the last call durable with one filesystem sync.
 
         Under "batch" the sync runs even when this process wrote nothing: workers in other
         processes wrote through their own copy of the store, and the driver calls this once
-        per commit batch before the catalog rows that vouch for those files.
+        per commit batch before the catalog rows that vouch for those files. Given the
+        store paths ``written`` and few of them, each file and its folders up to the root are
+        fsynced instead: a filesystem sync also writes back everything else waiting on that
+        disk (a copy someone else just made), tens of milliseconds to seconds.
         """
         with self._lock:
             self._pending = set()
-        if self.durability == "batch" and self.is_local and os.path.isdir(self._root):
-            _syncfs(self._root)
+        if self.durability != "batch" or not self.is_local or not os.path.isdir(self._root):
+            return
+        if written is not None and len(written) <= FEW_WRITTEN and self._fsync_each(written):
+            return
+        _syncfs(self._root)
+
+    def _fsync_each(self, written: Collection[str]) -> bool:
+        """fsync these files and their folders; False (nothing promised) for a folder output
+        or any error, which the filesystem sync then covers."""
+        try:
+            files = {path: self.full_path(path) for path in written}
+            if not all(os.path.isfile(full) for full in files.values()):
+                return False  # a folder (OME-Zarr): the filesystem sync covers its tree
+            folders = {self._root}  # a folder made for a file is an entry in its parent
+            for path, full in files.items():
+                _fsync_path(full)
+                folders.update(self.full_path(str(p)) for p in PurePosixPath(path).parents[:-1])
+            for folder in folders:
+                _fsync_path(folder)
+        except (OSError, DatabackedError):
+            return False
+        return True
 
 
 def _free_bytes(folder: str) -> int | None:

@@ -39,7 +39,7 @@ import blake3
 from databacked.crashpoints import crashpoint
 from databacked.errors import DatabackedError
 from databacked.hashing import _directory_hash, _local_file_hash, _stream_hash
-from databacked.store.base import STAGING_PREFIX, WriteResult, _fsync_dir, _fsync_tree
+from databacked.store.base import STAGING_PREFIX, WriteResult, _fsync_path, _fsync_tree
 
 if TYPE_CHECKING:
     from databacked.store.core import Store
@@ -311,7 +311,7 @@ def repair_folder(store: Store, relpath: str) -> str | None:
             shutil.rmtree(marker, ignore_errors=True)
             return "removed the previous version left beside it"
         os.rename(marker, full)
-        _fsync_dir(os.path.dirname(full))
+        _fsync_path(os.path.dirname(full))
         log.warning("%s: restored the previous version after an interrupted write", relpath)
         return "restored the previous version"
     fs = store.fs
