@@ -83,7 +83,7 @@ class Scheduler:
         self.leaders: dict[str, CallState] = {}
         self.followers: dict[str, list[CallState]] = {}
         self.changed = True
-        """Something finished or was added since pending calls were last examined."""
+        """Something finished or was added since the fan-outs were last looked at."""
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -139,6 +139,7 @@ class Scheduler:
         progressed = False
         if not self.changed:
             return False
+        self.changed = False  # set again by whatever finishes or expands meanwhile
         if self.expanders is None:  # fan-outs are traced up front; only calls are added later
             self.expanders = [n for n in self.graph.nodes if isinstance(n, ExpandNode)]
         self.expanders = [n for n in self.expanders if n.children is None and not n.skipped]
