@@ -186,10 +186,6 @@ def run(
         raise typer.Exit(1)
 
 
-SPEC_WORKER_MODULES = ("databacked.engine.worker", "databacked.specs.transform")
-"""What a worker running datums imports before its first one (``Executor.warm``)."""
-
-
 @contextmanager
 def _warmed_executor(config: Any) -> Iterator[Any]:
     """The configured executor; on a first run (a SQLite catalog not created yet: every
@@ -197,11 +193,12 @@ def _warmed_executor(config: Any) -> Iterator[Any]:
     SQLAlchemy, reads the specs and plans."""
     from databacked.catalog import fresh_sqlite
     from databacked.executors import get_executor
+    from databacked.specs import WORKER_MODULES
 
     pool = get_executor(config.executor, workers=config.workers)
     try:
         if fresh_sqlite(config.catalog):
-            pool.warm(SPEC_WORKER_MODULES)
+            pool.warm(WORKER_MODULES)
         yield pool
     finally:
         pool.close()

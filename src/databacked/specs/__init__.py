@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from databacked.specs.loading import load_specs, load_text
     from databacked.specs.model import Input, PfsInput, Spec, Transform, spec_json_schema
 
+WORKER_MODULES = ("databacked.engine.worker", "databacked.specs.transform")
+"""What a worker running datums imports before its first one (``Executor.warm``)."""
+
 _WHERE = {
     "is_complete": "complete",
     "Datum": "datums",
@@ -48,6 +51,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "WORKER_MODULES",
     "Datum",
     "DatumFile",
     "Input",

@@ -443,7 +443,8 @@ class Store:
             return frozenset(self._pending)
 
     def sync(self, written: Collection[str] | None = None) -> None:
-        """Make every write since the last call durable with one filesystem sync.
+        """Make every write since the last call durable (one filesystem sync, or an fsync
+        of each of a few files known to be ``written``).
 
         Under "batch" the sync runs even when this process wrote nothing: workers in other
         processes wrote through their own copy of the store, and the driver calls this once
