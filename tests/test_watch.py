@@ -165,18 +165,25 @@ def test_an_edited_spec_takes_effect(tmp_path: Path) -> None:
     assert _ran(watcher.results, "measure") == 1
 
 
-def test_a_missing_repo_holds_back_only_its_pipelines(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def _screen_waiting_for_notes(tmp_path: Path, *, sites: int) -> tuple[Path, Path]:
+    """A screen project with one site of well A01 on disk, and a pipeline over a repo
+    ``notes`` that does not exist: (project folder, store folder)."""
     root = tmp_path / "screen"
     (root / "pipelines").mkdir(parents=True)
     (root / "counting_steps.py").write_text(COUNTING_STEPS.format(test=uuid.uuid4().hex))
     notes = "---\npipeline: notes_index\ninput: {repo: notes, glob: /*}\n"
     notes += "transform: {python: counting_steps:plate_report}\n"
-    specs = ps.spec_text("counting_steps", wells=1, sites=1) + notes
+    specs = ps.spec_text("counting_steps", wells=1, sites=sites) + notes
     (root / "pipelines/screen.yml").write_text(specs)
     data = root / "data"
     ps.write_site(data / "raw", "plate1", "A01", 1)
+    return root, data
+
+
+def test_a_missing_repo_holds_back_only_its_pipelines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root, data = _screen_waiting_for_notes(tmp_path, sites=1)
     watcher = Watcher(root, Store(data))
     try:
         with caplog.at_level(logging.WARNING, logger="databacked"):
@@ -257,15 +264,7 @@ def test_sigterm_stops_a_watcher_cleanly(project: Path, procs: list[subprocess.P
 def test_the_watch_command_shows_what_the_watcher_logs(
     tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:
-    root = tmp_path / "screen"
-    (root / "pipelines").mkdir(parents=True)
-    (root / "counting_steps.py").write_text(COUNTING_STEPS.format(test=uuid.uuid4().hex))
-    notes = "---\npipeline: notes_index\ninput: {repo: notes, glob: /*}\n"
-    notes += "transform: {python: counting_steps:plate_report}\n"
-    specs = ps.spec_text("counting_steps", wells=1, sites=2) + notes
-    (root / "pipelines/screen.yml").write_text(specs)
-    data = root / "data"
-    ps.write_site(data / "raw", "plate1", "A01", 1)
+    root, data = _screen_waiting_for_notes(tmp_path, sites=2)
     procs.append(proc := _start(root, f"sqlite:///{root / 'catalog.db'}"))
     lines: list[str] = []
     assert proc.stderr is not None

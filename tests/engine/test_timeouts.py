@@ -4,6 +4,7 @@ with its reason, retried when it has retries, and the rest of the run goes on.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +55,12 @@ def test_a_call_past_its_timeout_fails_and_its_siblings_finish(
     steps, store_url: str, catalog_db: str, executor: str
 ) -> None:
     result = db.run(steps.four, store=store_url, catalog=catalog_db, executor=executor, workers=2)
+    assert_first_timed_out_and_siblings_ran(result, catalog_db)
+
+
+def assert_first_timed_out_and_siblings_ran(result: Any, catalog_db: str) -> None:
+    """Of the four calls of ``four`` (x = 0 stuck), the first failed with its timeout, in
+    the run's result and in the catalog, and the three others ran."""
     calls = result.calls  # in the order of the map: x = 0, 1, 2, 3
     assert list(calls["status"]) == ["failed", "ran", "ran", "ran"]
     assert calls["error"][0] == "CallTimeout: timeout after 1 s"
