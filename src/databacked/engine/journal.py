@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,8 @@ JOURNAL = ".databacked/journal"
 log = logging.getLogger("databacked.engine.journal")
 _files: dict[str, Any] = {}
 """Append handles of this process, by local path: one open per worker process and run."""
+_files_lock = threading.Lock()
+"""On ``threads`` the calls of a run share one handle: one opens it, one writes at a time."""
 _expecting: set[str] = set()
 """Keys whose timeout this process noted (``expect_timeout``) and whose end it has not."""
 
@@ -103,13 +106,14 @@ def _append(store: Any, run: str, key: str, entry: dict[str, Any]) -> None:
         if local is None:
             store.put_bytes(f"{JOURNAL}/{run}/{key}.json", line.encode())
             return
-        handle = _files.get(str(local))
-        if handle is None:
-            local.parent.mkdir(parents=True, exist_ok=True)
-            handle = _files[str(local)] = open(local, "a", encoding="utf-8")  # noqa: SIM115
-        # A torn last line (killed mid-write) does not parse and is ignored.
-        handle.write(line)
-        handle.flush()
+        with _files_lock:
+            handle = _files.get(str(local))
+            if handle is None:
+                local.parent.mkdir(parents=True, exist_ok=True)
+                handle = _files[str(local)] = open(local, "a", encoding="utf-8")  # noqa: SIM115
+            # A torn last line (killed mid-write) does not parse and is ignored.
+            handle.write(line)
+            handle.flush()
     except Exception as exc:  # the journal is an optimisation: the call itself succeeded
         log.debug("could not journal call %s: %s", key[:12], exc)
 
@@ -227,8 +231,9 @@ def _failure(key: str, entry: Mapping[str, Any]) -> CallOutcome | None:
 def forget(store: Any, run: str) -> None:
     """Drop a run's entries once everything it finished is committed to the catalog, and
     those of dead runs on this host (what they left was adopted, or runs again)."""
-    for path in [p for p in _files if f"/{run}/" in p.replace(os.sep, "/")]:
-        _files.pop(path).close()
+    with _files_lock:
+        for path in [p for p in _files if f"/{run}/" in p.replace(os.sep, "/")]:
+            _files.pop(path).close()
     with contextlib.suppress(Exception):
         store.delete(f"{JOURNAL}/{run}")
         root = store.local_path(JOURNAL)
