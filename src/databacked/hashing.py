@@ -32,6 +32,9 @@ import blake3
 from databacked.errors import ArtifactNotFound, StoreError, UnhashableValueError
 
 SCHEME = "databacked/1"
+RACY_NS = 2_000_000_000
+"""Files modified less than this long ago are hashed but not trusted by their stat: a write
+within the clock's granularity could leave the stamp as it was ("racy" stat, as git says)."""
 
 _BLOCK = 8 * 1024 * 1024
 # Below this size a thread pool costs more than it saves; read the file in one go.
@@ -480,6 +483,7 @@ def hash_value(value: Any) -> str:
 
 
 __all__ = [
+    "RACY_NS",
     "SCHEME",
     "StreamHasher",
     "combine",

@@ -270,6 +270,20 @@ class Catalog:
             "write the stat cache", lambda c: queries.stat_put(c, store_url, rows), write=True
         )
 
+    def code_fingerprint_get(self, ref: str) -> tuple[str, list[tuple[str, str]]] | None:
+        """(fingerprint, [(source file, stamp)]) kept for a transform (``ref``), if any."""
+        return self._run("read a code fingerprint", lambda c: queries.code_get(c, ref))
+
+    def code_fingerprint_put(
+        self, ref: str, fingerprint: str, sources: Sequence[tuple[str, str]]
+    ) -> None:
+        """Keep a transform's fingerprint with the stamps of the files that decide it."""
+        self._run(
+            "write a code fingerprint",
+            lambda c: queries.code_put(c, ref, fingerprint, sources),
+            write=True,
+        )
+
     # -- leases ----------------------------------------------------------------------------
 
     def acquire(

@@ -1,7 +1,9 @@
-"""Runs, artifacts, lineage and the input-file stat cache: what the CLI and the planner read."""
+"""Runs, artifacts, lineage, the input-file stat cache and transform fingerprints: what the
+CLI and the planner read."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import deque
@@ -17,6 +19,7 @@ from databacked.catalog.schema import (
     artifacts,
     call_inputs,
     call_outputs,
+    code_fingerprints,
     file_stats,
     location,
     runs,
@@ -237,9 +240,43 @@ def stat_put(conn: sa.Connection, store: str, rows: Iterable[tuple[str, str, int
         conn.execute(stmt, values)
 
 
+# -- code fingerprints ----------------------------------------------------------------------
+
+
+def code_get(conn: sa.Connection, ref: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """(fingerprint, [(source file, stamp)]) kept for a transform, if any."""
+    query = sa.select(code_fingerprints.c.fingerprint, code_fingerprints.c.sources).where(
+        code_fingerprints.c.ref == ref
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return row[0], [(str(path), str(stamp)) for path, stamp in json.loads(row[1])]
+
+
+def code_put(
+    conn: sa.Connection, ref: str, fingerprint: str, sources: Sequence[tuple[str, str]]
+) -> None:
+    """Keep a transform's fingerprint with the stamps of the source files that decide it."""
+    stmt = upsert(conn.dialect.name, code_fingerprints, ("fingerprint", "sources", "checked"))
+    conn.execute(
+        stmt,
+        [
+            {
+                "ref": ref,
+                "fingerprint": fingerprint,
+                "sources": json.dumps([list(s) for s in sources]),
+                "checked": time.time(),
+            }
+        ],
+    )
+
+
 __all__ = [
     "LINEAGE_LIMIT",
     "artifact_by_path",
+    "code_get",
+    "code_put",
     "current_artifacts",
     "finish_run",
     "inputs_of",

@@ -16,10 +16,10 @@ import blake3
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-HEAD_REVISION = "0003_sha256"
+HEAD_REVISION = "0004_code_fingerprints"
 """Alembic head revision id; ``Catalog.open`` compares it without importing Alembic."""
 
-KNOWN_REVISIONS = ("0001", "0002_call_logs", "0003_sha256")
+KNOWN_REVISIONS = ("0001", "0002_call_logs", "0003_sha256", "0004_code_fingerprints")
 """Every revision this package ships; anything else in a catalog comes from a newer databacked."""
 
 metadata = sa.MetaData()
@@ -183,6 +183,17 @@ content_digests = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
 )
 
+# A spec transform's fingerprint and the source files (with their stamps) that decide it:
+# while they are unchanged, a run need not import the transform and its packages to key it.
+code_fingerprints = sa.Table(
+    "code_fingerprints",
+    metadata,
+    sa.Column("ref", _Key, primary_key=True),
+    sa.Column("fingerprint", _Name, nullable=False),
+    sa.Column("sources", _LongText, nullable=False),
+    sa.Column("checked", _Time, nullable=False),
+)
+
 __all__ = [
     "HEAD_REVISION",
     "KNOWN_REVISIONS",
@@ -191,6 +202,7 @@ __all__ = [
     "call_inputs",
     "call_outputs",
     "calls",
+    "code_fingerprints",
     "content_digests",
     "file_stats",
     "leases",

@@ -13,13 +13,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from databacked.errors import ArtifactNotFound
-from databacked.hashing import hash_file
+from databacked.hashing import RACY_NS, hash_file
 
 if TYPE_CHECKING:
     from databacked.engine.plan import CallState
 
-RACY_NS = 2_000_000_000
-"""Input files modified less than this long ago are re-hashed rather than trusted by stat."""
 LOCAL_FILES = "file://"
 """Stat-cache namespace for input files given as local paths (outside any store)."""
 MISSING_FILE_HANDLERS: list[Callable[[list[str]], None]] = []

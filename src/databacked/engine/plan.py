@@ -25,9 +25,6 @@ from databacked.errors import (
 )
 from databacked.hashing import combine, hash_value
 
-RACY_NS = 2_000_000_000
-"""Input files modified less than this long ago are re-hashed rather than trusted by stat."""
-LOCAL_FILES = "file://"
 MANY = 50
 """Beyond this many new calls, earlier versions of their targets are listed in one query."""
 """Stat-cache namespace for input files given as local paths (outside any store)."""

@@ -294,8 +294,7 @@ class Spec(_Strict):
         if self.queue is not None and (not self.queue.strip() or self.queue != self.queue.strip()):
             raise PydanticCustomError(
                 "queue",
-                "queue '{queue}' is not a queue name; give the name of a Celery queue, "
-                "such as gpu",
+                "queue '{queue}' is not a queue name; give the name of a Celery queue, such as gpu",
                 {"queue": self.queue},
             )
         if self.datum_tries is not None and self.retries == 0:

@@ -18,24 +18,24 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from databacked.catalog import Catalog
 from databacked.errors import ArtifactNotFound
+from databacked.hashing import RACY_NS
 from databacked.specs import attic, containers
 from databacked.specs.complete import is_complete
 from databacked.specs.datums import Datum, datum_key, match_datums
 from databacked.specs.graph import spec_order
+from databacked.specs.identity import load_transform, transform_identity
 from databacked.specs.loading import load_specs, project_folder
 from databacked.specs.model import Spec
-from databacked.specs.transform import DatumTask, placeholder_values, transform_identity
+from databacked.specs.transform import DatumTask, placeholder_values
 from databacked.store import FileInfo, Store
 
-YOUNG_NS = 2_000_000_000
-"""Files modified this recently are hashed but not stat-cached (coarse mtime clocks)."""
 _UNSETTLED = ("new", "changed", "waiting", "failed")
 
 
@@ -168,12 +168,20 @@ class Planner:
     ) -> None:
         self.spec, self.store, self.catalog = spec, store, catalog
         self.unsettled, self.project = unsettled, project
-        self.function, self.fingerprint = transform_identity(spec, project)
+        self._function, self.fingerprint = transform_identity(spec, project, catalog)
         self.container = containers.for_spec(spec)  # the image digest is in the fingerprint
         self.output_infos: dict[str, FileInfo] = {}
         self.before: dict[str, tuple[str, list[str]]] = {}
         self.tracked: dict[str, tuple[str, str]] = {}
         """Output path -> (hash, stamp) the catalog recorded for the file there now."""
+
+    @property
+    def function(self) -> Callable[..., Any] | None:
+        """The ``python:`` transform, imported when first needed (its fingerprint may be
+        known without it: ``specs.identity``)."""
+        if self._function is None and self.spec.transform.python is not None:
+            self._function = load_transform(self.spec)
+        return self._function
 
     def classify(self) -> tuple[list[DatumState], list[DatumRow]]:
         spec, name = self.spec, self.spec.pipeline
@@ -315,7 +323,7 @@ class Planner:
             except ArtifactNotFound:
                 continue  # vanished since the listing: match_datums leaves its datums
             out[info.path] = digest
-            if info.mtime_ns is None or now - info.mtime_ns > YOUNG_NS:
+            if info.mtime_ns is None or now - info.mtime_ns > RACY_NS:
                 fresh.append((info.path, info.stamp, info.size, digest))
         if fresh:
             self.catalog.stat_cache_put(self.store.url, fresh)

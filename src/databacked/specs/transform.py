@@ -29,32 +29,25 @@ named ``$(rm -rf ~)`` is a name, never a command. A symlink the command leaves i
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import io
-import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import traceback
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from databacked.engine import capture
-from databacked.engine.keys import fingerprint as code_fingerprint
-from databacked.engine.keys import is_project_local
 from databacked.errors import SpecError
 from databacked.formats.base import ArtifactRecord
 from databacked.formats.registry import format_for_path, get_format, resolve_format
-from databacked.hashing import combine, hash_file
 from databacked.specs.globs import compile_glob
 from databacked.specs.scratch import scratch
 from databacked.store import Store
@@ -352,7 +345,7 @@ class CommandFailed(Exception):
     stdout_tail: str = ""
 
 
-# --- identity (driver side) ------------------------------------------------------------------
+# --- placeholders (driver side) --------------------------------------------------------------
 
 
 def placeholder_values(spec: Spec, datum: Datum) -> dict[str, str]:
@@ -376,74 +369,6 @@ def placeholder_values(spec: Spec, datum: Datum) -> dict[str, str]:
     return values
 
 
-def transform_identity(spec: Spec, project: Path) -> tuple[Callable[..., Any] | None, str]:
-    """The transform's function (python) and its fingerprint (code, or command + scripts)."""
-    t = spec.transform
-    extra = json.dumps(
-        {"env": t.env, "output": spec.output.model_dump(), "ok": t.accept_return_code},
-        sort_keys=True,
-    )
-    if t.python is not None:
-        fn = _import(spec)
-        base = code_fingerprint(fn, spec.pipeline, t.version)
-        if is_project_local(fn) and fn.__module__ != "__main__":
-            import cloudpickle
-
-            # Worker processes may not have the project on sys.path: ship the module's code.
-            cloudpickle.register_pickle_by_value(sys.modules[fn.__module__])
-        return fn, combine("spec-python", base, extra)
-    if t.image:  # a new image is new code: its datums run again
-        from databacked.specs.containers import for_spec
-
-        extra += "\0image:" + for_spec(spec).digest  # type: ignore[union-attr]
-    if t.version is not None:
-        return None, combine("spec-cmd", f"{spec.pipeline}@{t.version}", extra)
-    scripts = [hash_file(project / arg) for arg in (t.cmd or []) if _is_script(project, arg)]
-    command = json.dumps({"cmd": t.cmd, "stdin": t.stdin}, sort_keys=True)
-    return None, combine("spec-cmd", command, extra, *scripts)
-
-
-def _is_script(project: Path, arg: str) -> bool:
-    # Only relative paths inside the project count: a command's own scripts, not /usr/bin.
-    return "{" not in arg and not os.path.isabs(arg) and (project / arg).is_file()
-
-
-def _import(spec: Spec) -> Callable[..., Any]:
-    ref = spec.transform.python or ""
-    module_name, _, name = ref.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), name)
-        if is_project_local(fn):
-            fn = getattr(_fresh_module(module_name), name)
-    except (ImportError, AttributeError, SyntaxError) as exc:
-        raise SpecError(
-            f"{spec.origin}: cannot import transform.python '{ref}' ({exc}); make the module "
-            "importable (install it or keep it in the project folder)."
-        ) from exc
-    return getattr(fn, "fn", fn)
-
-
-_LOADED: dict[str, int] = {}
-"""Project module -> mtime_ns of its file when imported (a watcher's later runs reload it)."""
-
-
-def _fresh_module(module_name: str) -> types.ModuleType:
-    """Import a module; a project module whose file changed since is reloaded, so a watcher
-    that runs for hours sees the user's edits (and their new fingerprint)."""
-    module = sys.modules[module_name]
-    file = getattr(module, "__file__", None)
-    if file is None:
-        return module
-    try:
-        mtime = os.stat(file).st_mtime_ns
-    except OSError:
-        return module
-    if _LOADED.setdefault(module_name, mtime) != mtime:
-        module = importlib.reload(module)
-        _LOADED[module_name] = mtime
-    return module
-
-
 __all__ = [
     "DatumOutcome",
     "DatumTask",
@@ -451,6 +376,5 @@ __all__ = [
     "lay_out",
     "placeholder_values",
     "run_datum",
-    "transform_identity",
     "upload",
 ]
