@@ -37,6 +37,8 @@ EDGE_IMAGES = 120
 EDGE_SETS = 2
 EDGE_RUNS = 5
 """Repetitions of each edges case, databacked and the bare loop taking turns (Snakemake: one)."""
+SPEC_RUN_IMPORTS = ("databacked.cli.app", "databacked.cli.specs", "databacked.specs.runner")
+"""The modules a no-op ``databacked spec run`` has imported by the time it starts working."""
 REACTIONS = 5
 REPLANS = 3
 
@@ -458,20 +460,39 @@ def bench_edges(work: Path) -> list[dict]:
         for db_file in root.glob("catalog.db*"):
             db_file.unlink()
 
+    # What `databacked spec run` imports before any work (typer, rich, SQLAlchemy, pydantic,
+    # PyYAML, databacked), ended as the command ends: the floor under the no-op ratio.
+    imports_alone = [PY, "-c", f"import {', '.join(SPEC_RUN_IMPORTS)}; import os; os._exit(0)"]
     rows = []
     for case in ("cold", "no-op"):
         # databacked and the bare loop take turns, EDGE_RUNS times: medians of each
-        walls, base_walls, peaks, codes = [], [], [], []
+        walls, base_walls, peaks, codes, floors = [], [], [], [], []
         for _ in range(EDGE_RUNS):
             if case == "cold":
                 cold_start()
             wall, peak, code, _out = _time_process(ours, root)
             base_wall, _base_peak, base_code, _ = _time_process(bare_cmd, root)
+            if case == "no-op":
+                floors.append(_time_process(imports_alone, root)[0])
             walls.append(wall)
             base_walls.append(base_wall)
             peaks.append(peak)
             codes += [code, base_code]
         wall, base_wall, peak = statistics.median(walls), statistics.median(base_walls), max(peaks)
+        floor_row = None
+        if floors:
+            floor = statistics.median(floors)
+            floor_row = _row(
+                "edges example (seed 004): no-op, its imports alone",
+                floor,
+                baseline="bare Python loop, mtime checks",
+                baseline_seconds=base_wall,
+                ratio=floor / base_wall,
+                note="a process importing what `spec run` imports before any work "
+                "(typer, rich, SQLAlchemy, pydantic, PyYAML, databacked), then ending as "
+                f"the command does; the floor under the no-op ratio; median of {EDGE_RUNS}, "
+                "taking turns with the runs above",
+            )
         same = not any(codes) and _same_outputs(root / "data", root / "bare")
         note = (
             f"{EDGE_IMAGES} PNGs 96x96 -> edges -> {EDGE_SETS} montages; `databacked spec run` "
@@ -499,8 +520,11 @@ def bench_edges(work: Path) -> list[dict]:
             note += f"; {wall / snake_wall:.2f}x snakemake"
         else:
             note += "; snakemake is not installed here (pip install snakemake)"
+        at = len(rows) - (1 if snake_wall is not None else 0)
+        if floor_row is not None:
+            rows.insert(at, floor_row)
         rows.insert(
-            len(rows) - (1 if snake_wall is not None else 0),
+            at,
             _row(
                 f"edges example (seed 004): {case}",
                 wall,
