@@ -7,6 +7,7 @@ those files, or a constant computed at import, still re-runs its datums.
 
 from __future__ import annotations
 
+import json
 import os
 import string
 import subprocess
@@ -15,6 +16,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from databacked import hashing
+from databacked.catalog import Catalog
+from databacked.engine import keys
 from databacked.engine.keys import fingerprint_and_sources
 
 HOUR_AGO = time.time() - 3600
@@ -122,6 +128,25 @@ def test_an_unchanged_transform_is_not_imported_and_an_edited_helper_reruns(tmp_
     assert (root / "data" / "triple" / "a.txt").read_text() == "aaa!"
     assert _run(root) == {"cached": 2}
     assert _imports(root) == 2
+
+
+def test_the_kept_fingerprint_also_depends_on_how_databacked_hashes_code(tmp_path):
+    root = _project(tmp_path, "triple")
+    _run(root)
+
+    catalog = Catalog.open(f"sqlite:///{root / 'catalog.db'}")
+    try:
+        [(sources,)] = catalog.engine.connect().execute(
+            sa.text("SELECT sources FROM code_fingerprints")
+        )
+    finally:
+        catalog.close()
+
+    files = [path for path, _stamp in json.loads(sources)]
+    assert files == sorted(
+        str(Path(p).resolve())
+        for p in (root / "steps.py", root / "helper.py", keys.__file__, hashing.__file__)
+    )
 
 
 def test_a_constant_computed_at_import_keeps_the_transform_imported(tmp_path):

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import databacked
+from databacked import hashing
+from databacked.engine import keys
 from databacked.engine.keys import fingerprint_and_sources, is_project_local
 from databacked.errors import SpecError
 from databacked.hashing import RACY_NS, combine, hash_file
@@ -96,6 +98,8 @@ def _python_identity(
     fn = load_transform(spec)
     base, files = fingerprint_and_sources(fn, spec.pipeline, spec.transform.version)
     if catalog is not None and files is not None:
+        # how databacked hashes code counts too: an upgrade or an edit of it asks again
+        files = sorted({*files, *(str(Path(m.__file__).resolve()) for m in (keys, hashing))})
         stamps = [(path, _stamp(path)) for path in files]
         if all(stamp is not None for _, stamp in stamps):  # else: ask again next run
             catalog.code_fingerprint_put(ref, base, stamps)  # type: ignore[arg-type]
