@@ -24,8 +24,9 @@ install: $(STAMP)  ## create .venv and install databacked with [all,test]
 demo: $(STAMP)  ## generate a small plate and run the example pipeline (run twice: all cached)
 	$(BIN)/databacked demo
 
-lint: $(STAMP)  ## ruff and the import-layer contract
+lint: $(STAMP)  ## ruff (lint and format) and the import-layer contract
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks  # `ruff format src tests benchmarks` fixes it
 	$(BIN)/lint-imports
 
 browser:  ## Debian's chromium and graphviz for the web UI's browser tests (apt-get, as root, when missing)

@@ -31,7 +31,7 @@ LANES = int(os.environ.get("DATABACKED_BENCH_AR_LANES", "24"))
 WORK = int(os.environ.get("DATABACKED_BENCH_AR_WORK", "30000"))
 
 SCRIPT = textwrap.dedent(
-    '''
+    """
     import os
     from pathlib import Path
     from typing import NamedTuple
@@ -113,7 +113,7 @@ SCRIPT = textwrap.dedent(
         )
         table = ac.run_analysis(analyze=analyze, postprocess=postprocess)
     table.to_csv(OUT / "results.csv", index=False)
-    '''
+    """
 )
 
 
@@ -170,8 +170,12 @@ def run() -> list[dict]:
         _data(work / "data")
         script = work / "analysis.py"
         script.write_text(SCRIPT)
-        base = {**os.environ, "BENCH_DATA": str(work / "data"), "BENCH_WORK": str(WORK),
-                "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+        base = {
+            **os.environ,
+            "BENCH_DATA": str(work / "data"),
+            "BENCH_WORK": str(WORK),
+            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        }
         for name in ("ANALYSISRUN_METHOD", "ANALYSISRUN_MODE", "PSEUDO_NBENV"):
             base.pop(name, None)
         print(f"  plain loop over {LANES} lanes ...", flush=True)
@@ -187,9 +191,9 @@ def run() -> list[dict]:
         cached, cached_cpu = _timed(script, env)
         import pandas as pd
 
-        same = _images(out) == _images(work / "loop") and pd.read_csv(
-            out / "results.csv"
-        ).equals(pd.read_csv(work / "loop" / "results.csv"))
+        same = _images(out) == _images(work / "loop") and pd.read_csv(out / "results.csv").equals(
+            pd.read_csv(work / "loop" / "results.csv")
+        )
         cores = os.cpu_count() or 1
         load = os.getloadavg()[0]
         for case, seconds, cpu, goal, limit in (

@@ -57,8 +57,11 @@ def redact_text(text: str) -> str:
         return text
     text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
     text = _QUOTED.sub(  # 'password': 'x' in a printed dict or JSON
-        lambda m: m.group(0) if not is_secret_key(m["name"]) or not m["value"]
-        else f"{m['q']}{m['name']}{m['q']}{m['sep']}{m['v']}{MASK}{m['v']}",
+        lambda m: (
+            m.group(0)
+            if not is_secret_key(m["name"]) or not m["value"]
+            else f"{m['q']}{m['name']}{m['q']}{m['sep']}{m['v']}{MASK}{m['v']}"
+        ),
         text,
     )
     text = _HEADER.sub(  # x-amz-security-token:value, as HTTP libraries log headers
@@ -70,8 +73,11 @@ def redact_text(text: str) -> str:
 def _pairs(text: str) -> str:
     # A value may hold pairs of its own (url=https://h/?token=...): look inside it too.
     return _PAIR.sub(
-        lambda m: f"{m['name']}={MASK}" if is_secret_key(m["name"])
-        else f"{m['name']}={_pairs(m['value'])}",
+        lambda m: (
+            f"{m['name']}={MASK}"
+            if is_secret_key(m["name"])
+            else f"{m['name']}={_pairs(m['value'])}"
+        ),
         text,
     )
 

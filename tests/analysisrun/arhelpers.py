@@ -34,29 +34,55 @@ def write_data(folder: Path, lanes: int = 3, *, bump: str | None = None) -> Path
                 if name == bump:
                     value += 1.0
                 file = f"spotfinder_000_{name}.tif"
-                rows["as"].append({"MultiPointIndex": field, "Entity": "Activity Spots",
-                                   "Value": value, "Filename": file})
-                rows["ss"].append({"MultiPointIndex": field, "Entity": "Surrounding Spots",
-                                   "Value": value / 2, "Filename": file})
-                rows["as"].append({"MultiPointIndex": field, "Entity": "Noise",
-                                   "Value": 0.0, "Filename": file})
+                rows["as"].append(
+                    {
+                        "MultiPointIndex": field,
+                        "Entity": "Activity Spots",
+                        "Value": value,
+                        "Filename": file,
+                    }
+                )
+                rows["ss"].append(
+                    {
+                        "MultiPointIndex": field,
+                        "Entity": "Surrounding Spots",
+                        "Value": value / 2,
+                        "Filename": file,
+                    }
+                )
+                rows["as"].append(
+                    {"MultiPointIndex": field, "Entity": "Noise", "Value": 0.0, "Filename": file}
+                )
     for key, table in rows.items():
         pd.DataFrame(table).to_csv(folder / f"{key}.csv", index=False)
     pd.DataFrame(
-        {"data": [f"{i:04d}" for i in range(1, lanes + 1)],
-         "sample": [f"S{i}" for i in range(1, lanes + 1)]}
+        {
+            "data": [f"{i:04d}" for i in range(1, lanes + 1)],
+            "sample": [f"S{i}" for i in range(1, lanes + 1)],
+        }
     ).to_csv(folder / "samples.csv", index=False)
     return folder
 
 
 def script_env(data: Path, out: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    for name in ("ANALYSISRUN_METHOD", "ANALYSISRUN_MODE", "PSEUDO_NBENV",
-                 "ANALYSISRUN_ENCODING", "EXAMPLE_FAIL_LANE", "EXAMPLE_PARAM1"):
+    for name in (
+        "ANALYSISRUN_METHOD",
+        "ANALYSISRUN_MODE",
+        "PSEUDO_NBENV",
+        "ANALYSISRUN_ENCODING",
+        "EXAMPLE_FAIL_LANE",
+        "EXAMPLE_PARAM1",
+    ):
         env.pop(name, None)
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
-    env.update(EXAMPLE_DATA=str(data), EXAMPLE_OUT=str(out), EXAMPLE_LOG=str(out / "lanes.log"),
-               ANALYSISRUN_LANG="ja", MPLBACKEND="Agg")
+    env.update(
+        EXAMPLE_DATA=str(data),
+        EXAMPLE_OUT=str(out),
+        EXAMPLE_LOG=str(out / "lanes.log"),
+        ANALYSISRUN_LANG="ja",
+        MPLBACKEND="Agg",
+    )
     env.update(extra)
     return env
 
@@ -67,8 +93,13 @@ def run_script(
     """Run the example as ``python example.py`` with EXAMPLE_* pointing at data and out."""
     out.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
-        [sys.executable, str(script)], input=stdin, capture_output=True,
-        env=script_env(data, out, **extra), cwd=out, timeout=240, check=False,
+        [sys.executable, str(script)],
+        input=stdin,
+        capture_output=True,
+        env=script_env(data, out, **extra),
+        cwd=out,
+        timeout=240,
+        check=False,
     )
 
 

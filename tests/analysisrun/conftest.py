@@ -21,4 +21,3 @@ def _matplotlib() -> None:
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     return write_data(tmp_path / "data")
-

@@ -32,16 +32,23 @@ class NoSpec(NamedTuple):
 def analyze(args: ar.AnalyzeArgs[Params, Results]) -> pd.Series:
     fields = args.image_analysis_results.spots
     print("printed by analyze")
-    return pd.Series({"n": len(fields.data), "over": int((fields.data["Value"] > 1).sum()),
-                      "fields": sum(1 for f in fields.skip_empty_fields())})
+    return pd.Series(
+        {
+            "n": len(fields.data),
+            "over": int((fields.data["Value"] > 1).sum()),
+            "fields": sum(1 for f in fields.skip_empty_fields()),
+        }
+    )
 
 
-TABLE = pd.DataFrame({
-    "MultiPointIndex": [1, 1, 2, 3, 1],
-    "Entity": ["A", "B", "A", "A", "A"],
-    "Value": [0.5, 9.0, 2.0, 3.0, 4.0],
-    "Filename": ["m_000_0001.tif"] * 4 + ["m_000_0002.tif"],
-})
+TABLE = pd.DataFrame(
+    {
+        "MultiPointIndex": [1, 1, 2, 3, 1],
+        "Entity": ["A", "B", "A", "A", "A"],
+        "Value": [0.5, 9.0, 2.0, 3.0, 4.0],
+        "Filename": ["m_000_0001.tif"] * 4 + ["m_000_0002.tif"],
+    }
+)
 
 
 @pytest.fixture
@@ -55,10 +62,16 @@ def distributed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_analyze_in_process_cleanses_splits_and_keeps_stdout_clean(
     distributed: None, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    stdin = io.BytesIO(make_tar({
-        "data_name": b"0001", "sample_name": b"S1", "params": b'{"threshold": 2}',
-        "image_analysis_results/spots": pickle.dumps(TABLE),
-    }))
+    stdin = io.BytesIO(
+        make_tar(
+            {
+                "data_name": b"0001",
+                "sample_name": b"S1",
+                "params": b'{"threshold": 2}',
+                "image_analysis_results/spots": pickle.dumps(TABLE),
+            }
+        )
+    )
     out = io.BytesIO()
     ac = ar.read_context(Params, Results, stdin=stdin, stdout=out)
     assert ac.mode == "distributed" and ac.params == Params(threshold=2)
@@ -122,8 +135,9 @@ def test_notebook_run_raises_for_a_failing_lane(
     monkeypatch.setenv("ANALYSISRUN_LANG", "ja")
     TABLE.to_csv(tmp_path / "spots.csv", index=False)
     (tmp_path / "samples.csv").write_text("data,sample\n0001,S1\n0002,S2\n")
-    manual = ar.ManualInput(Params(threshold=1), {"spots": tmp_path / "spots.csv"},
-                            tmp_path / "samples.csv")
+    manual = ar.ManualInput(
+        Params(threshold=1), {"spots": tmp_path / "spots.csv"}, tmp_path / "samples.csv"
+    )
     ac = ar.read_context(Params, Results, manual_input=manual, output_dir=tmp_path / "out")
     table = ac.run_analysis(analyze)
     assert list(table["data"]) == ["0001", "0002"] and list(table["n"]) == [3, 1]
@@ -152,10 +166,15 @@ def test_analysisrun_later_modes_analyzeseq_and_showschema(
 ) -> None:
     monkeypatch.delenv("ANALYSISRUN_METHOD")
     monkeypatch.setenv("ANALYSISRUN_MODE", "analyzeseq")
-    stdin = io.BytesIO(make_tar({
-        "targets": b'{"0001": "S1", "0002": "S2"}', "params": b"{}",
-        "image_analysis_results/spots": encode_frame(TABLE, "csv"),
-    }))
+    stdin = io.BytesIO(
+        make_tar(
+            {
+                "targets": b'{"0001": "S1", "0002": "S2"}',
+                "params": b"{}",
+                "image_analysis_results/spots": encode_frame(TABLE, "csv"),
+            }
+        )
+    )
     out = io.BytesIO()
     ac = ar.read_context(Params, Results, stdin=stdin, stdout=out)
     with pytest.raises(SystemExit) as exit_info:
@@ -184,8 +203,9 @@ def test_scan_model_input_asks_field_by_field_and_asks_again(tmp_path: Path) -> 
     model = input_model(Params, Results)
     with create_pipe_input() as pipe:
         # a number that is not one is refused (and erased) before 2.5 is accepted
-        pipe.send_text(f"{tmp_path / 'spots.csv'}\r{tmp_path / 'samples.csv'}\r"
-                       "abc\r" + "\x7f" * 3 + "2.5\r")
+        pipe.send_text(
+            f"{tmp_path / 'spots.csv'}\r{tmp_path / 'samples.csv'}\rabc\r" + "\x7f" * 3 + "2.5\r"
+        )
         answers = ar.scan_model_input(model, input=pipe, output=DummyOutput())
     assert answers.params == Params(threshold=2.5)
     assert answers.image_analysis_results.spots.path == tmp_path / "spots.csv"

@@ -38,12 +38,17 @@ def _images(out: Path) -> dict[str, bytes]:
 def _orchestrate(data: Path, out: Path) -> tuple[pd.DataFrame, dict[str, bytes]]:
     """What the seed's orchestrator does: one analyze process per lane with the raw tables
     pickled, then one postprocess process with all lanes' results pickled."""
-    raw = {name: pd.read_csv(data / f"{key}.csv", dtype={"Filename": str, "Entity": str})
-           for name, key in (("activity_spots", "as"), ("surrounding_spots", "ss"))}
+    raw = {
+        name: pd.read_csv(data / f"{key}.csv", dtype={"Filename": str, "Entity": str})
+        for name, key in (("activity_spots", "as"), ("surrounding_spots", "ss"))
+    }
     series, images = [], {}
     for lane in LANES:
-        entries = {"data_name": lane.encode(), "sample_name": SAMPLES[lane].encode(),
-                   "params": b'{"param1": 1, "param2": "XXXX"}'}
+        entries = {
+            "data_name": lane.encode(),
+            "sample_name": SAMPLES[lane].encode(),
+            "params": b'{"param1": 1, "param2": "XXXX"}',
+        }
         for name, frame in raw.items():
             entries[f"image_analysis_results/{name}"] = pickle.dumps(frame)
         proc = run_script(data, out, stdin=make_tar(entries), ANALYSISRUN_METHOD="analyze")
@@ -56,8 +61,10 @@ def _orchestrate(data: Path, out: Path) -> tuple[pd.DataFrame, dict[str, bytes]]
         assert isinstance(result, pd.Series)
         series.append(result)
         images[f"{lane}_fields.png"] = answer[f"images/{lane}_fields.png"]
-    entries = {"analysis_results": pickle.dumps(pd.DataFrame(series).reset_index(drop=True)),
-               "params": b'{"param1": 1, "param2": "XXXX"}'}
+    entries = {
+        "analysis_results": pickle.dumps(pd.DataFrame(series).reset_index(drop=True)),
+        "params": b'{"param1": 1, "param2": "XXXX"}',
+    }
     proc = run_script(data, out, stdin=make_tar(entries), ANALYSISRUN_METHOD="postprocess")
     _ok(proc)
     answer = read_tar(proc.stdout)
@@ -138,11 +145,20 @@ def test_a_failing_lane_exits_1_with_the_message_and_the_traceback(
     data: Path, tmp_path: Path
 ) -> None:
     # distributed: the error entry, the Japanese sentence, the traceback on stderr
-    entries = {"data_name": b"0002", "sample_name": b"S2", "params": b'{"param1":1,"param2":"x"}',
-               "image_analysis_results/activity_spots": (data / "as.csv").read_bytes(),
-               "image_analysis_results/surrounding_spots": (data / "ss.csv").read_bytes()}
-    proc = run_script(data, tmp_path / "dist", stdin=make_tar(entries),
-                      ANALYSISRUN_METHOD="analyze", EXAMPLE_FAIL_LANE="0002")
+    entries = {
+        "data_name": b"0002",
+        "sample_name": b"S2",
+        "params": b'{"param1":1,"param2":"x"}',
+        "image_analysis_results/activity_spots": (data / "as.csv").read_bytes(),
+        "image_analysis_results/surrounding_spots": (data / "ss.csv").read_bytes(),
+    }
+    proc = run_script(
+        data,
+        tmp_path / "dist",
+        stdin=make_tar(entries),
+        ANALYSISRUN_METHOD="analyze",
+        EXAMPLE_FAIL_LANE="0002",
+    )
     assert proc.returncode == 1
     answer = read_tar(proc.stdout)
     message = "ターゲット 0002 (S2) の解析処理中にエラーが発生しました。"
@@ -167,11 +183,20 @@ def test_a_failing_lane_exits_1_with_the_message_and_the_traceback(
 
 
 def test_distributed_analyze_and_postprocess_with_csv_entries(data: Path, tmp_path: Path) -> None:
-    entries = {"data_name": b"0003", "sample_name": b"S3", "params": b'{"param1":1,"param2":"x"}',
-               "image_analysis_results/activity_spots": (data / "as.csv").read_bytes(),
-               "image_analysis_results/surrounding_spots": (data / "ss.csv").read_bytes()}
-    proc = run_script(data, tmp_path, stdin=make_tar(entries), ANALYSISRUN_METHOD="analyze",
-                      ANALYSISRUN_ENCODING="csv")
+    entries = {
+        "data_name": b"0003",
+        "sample_name": b"S3",
+        "params": b'{"param1":1,"param2":"x"}',
+        "image_analysis_results/activity_spots": (data / "as.csv").read_bytes(),
+        "image_analysis_results/surrounding_spots": (data / "ss.csv").read_bytes(),
+    }
+    proc = run_script(
+        data,
+        tmp_path,
+        stdin=make_tar(entries),
+        ANALYSISRUN_METHOD="analyze",
+        ANALYSISRUN_ENCODING="csv",
+    )
     _ok(proc)
     answer = read_tar(proc.stdout)
     assert set(answer) == {"analysis_result", "images/0003_fields.png"}
@@ -181,8 +206,10 @@ def test_distributed_analyze_and_postprocess_with_csv_entries(data: Path, tmp_pa
     assert answer["images/0003_fields.png"][:8] == b"\x89PNG\r\n\x1a\n"
 
     # postprocess with one CSV per lane under analysis_results/ (analysisrun's later form)
-    lanes = {f"analysis_results/{lane}": f"spots,mean,data,sample_name\n{i},{i}.5,{lane},S{i}\n"
-             .encode() for i, lane in enumerate(LANES, 1)}
+    lanes = {
+        f"analysis_results/{lane}": f"spots,mean,data,sample_name\n{i},{i}.5,{lane},S{i}\n".encode()
+        for i, lane in enumerate(LANES, 1)
+    }
     lanes["params"] = b'{"param1":1,"param2":"x"}'
     proc = run_script(data, tmp_path, stdin=make_tar(lanes), ANALYSISRUN_METHOD="postprocess")
     _ok(proc)

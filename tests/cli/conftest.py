@@ -57,6 +57,7 @@ def _output(store: Any, path: str, value: Any) -> dict[str, Any]:
 @pytest.fixture
 def history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[History]:
     import databacked.store as store_mod  # the project's own code: an import error fails
+
     monkeypatch.chdir(tmp_path)
     for var in ("DATABACKED_STORE", "DATABACKED_CATALOG"):
         monkeypatch.delenv(var, raising=False)

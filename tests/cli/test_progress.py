@@ -9,6 +9,7 @@ from databacked.cli.progress import StepProgress
 
 def test_counts_follow_each_call_to_its_last_state() -> None:
     from databacked.engine import events
+
     event = events.CallEvent
     console = Console(record=True, width=120)
     with StepProgress(console, live=False) as progress:

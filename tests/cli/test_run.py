@@ -40,6 +40,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # The project's own modules: one that fails to import fails the test, never skips it.
     import databacked.engine.api
     import databacked.formats.registry  # noqa: F401
+
     monkeypatch.chdir(tmp_path)
     for var in ("DATABACKED_STORE", "DATABACKED_CATALOG", "DATABACKED_EXECUTOR"):
         monkeypatch.delenv(var, raising=False)

@@ -127,6 +127,6 @@ def test_a_lossy_input_is_one_warning_line(project: Path) -> None:
     assert code == 0, out
     lines = [line for line in out.splitlines() if line.startswith("Warning:")]
     assert len(lines) == 1
-    assert "Step 'mean' reads its input 'image' back from the files step 'picture' wrote" in (
-        lines[0]
+    assert (
+        "Step 'mean' reads its input 'image' back from the files step 'picture' wrote" in (lines[0])
     )

@@ -95,4 +95,4 @@ def test_specs_in_any_folder_import_from_the_project_and_wait_for_missing_repos(
     (project / "data" / "raw" / "p1" / "a.txt").write_text("a")
     code, out = _invoke("run", str(project / "specs"), *flags, "--executor", "inline")
     assert code == 0, out
-    assert (project / "data" / "measure" / "p1.txt").read_text().strip() == "\"1\""
+    assert (project / "data" / "measure" / "p1.txt").read_text().strip() == '"1"'

@@ -48,12 +48,15 @@ def _executor(b: dict[str, str | None], **options: float) -> CeleryExecutor:
 
 
 def test_no_worker_on_the_queue_is_said_with_the_command_to_start_one(
-    broker: dict[str, str | None], modules: Path, caplog: pytest.LogCaptureFixture  # noqa: F811
+    broker: dict[str, str | None],
+    modules: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     mod = write_module(modules, "lifecycle", MARKER)
-    with caplog.at_level(logging.WARNING, logger="databacked"), _executor(
-        broker, no_worker_warning=0.5
-    ) as ex:
+    with (
+        caplog.at_level(logging.WARNING, logger="databacked"),
+        _executor(broker, no_worker_warning=0.5) as ex,
+    ):
         future = ex.submit(mod.touch, str(modules / "never.txt"))
         deadline = time.monotonic() + 30
         while not caplog.records and time.monotonic() < deadline:
@@ -67,7 +70,9 @@ def test_no_worker_on_the_queue_is_said_with_the_command_to_start_one(
 
 
 def test_calls_of_a_gone_driver_are_dropped_unrun_by_a_later_worker(
-    broker: dict[str, str | None], modules: Path, tmp_path: Path  # noqa: F811
+    broker: dict[str, str | None],
+    modules: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     mod = write_module(modules, "lifecycle", MARKER)
     marker = tmp_path / "ran.txt"
@@ -88,7 +93,9 @@ def test_calls_of_a_gone_driver_are_dropped_unrun_by_a_later_worker(
 
 
 def test_a_live_driver_runs_its_calls(
-    broker: dict[str, str | None], modules: Path, tmp_path: Path  # noqa: F811
+    broker: dict[str, str | None],
+    modules: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     mod = write_module(modules, "lifecycle", MARKER)
     marker = tmp_path / "ran.txt"

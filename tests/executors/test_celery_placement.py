@@ -61,7 +61,10 @@ def four_retried(marks: str):
 
 @pytest.fixture(scope="module")
 def worker(
-    amqp_url: str, redis_url: str, modules: Path, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+    amqp_url: str,
+    redis_url: str,
+    modules: Path,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
     """One ``databacked worker`` of two processes on a queue of its own."""
     queue = f"databacked-test-limits-{uuid.uuid4().hex[:12]}"
@@ -87,7 +90,9 @@ def _run(pipeline: Any, tmp_path: Path, service: dict[str, str], *args: Any) -> 
 
 
 def test_a_call_past_its_timeout_fails_and_its_siblings_finish(
-    worker: dict[str, str], modules: Path, tmp_path: Path  # noqa: F811
+    worker: dict[str, str],
+    modules: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     mod = write_module(modules, "celery_sleepy", SLEEPY)
     result = _run(mod.four, tmp_path, worker, str(tmp_path))
@@ -100,7 +105,9 @@ def test_a_call_past_its_timeout_fails_and_its_siblings_finish(
 
 
 def test_a_timed_out_call_is_retried(
-    worker: dict[str, str], modules: Path, tmp_path: Path  # noqa: F811
+    worker: dict[str, str],
+    modules: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     mod = write_module(modules, "celery_sleepy", SLEEPY)
     result = _run(mod.four_retried, tmp_path, worker, str(tmp_path))
@@ -132,7 +139,8 @@ def pid() -> int:
 
 
 def test_a_call_the_timer_cannot_stop_is_killed_at_the_tasks_time_limit(
-    worker: dict[str, str], modules: Path  # noqa: F811
+    worker: dict[str, str],
+    modules: Path,  # noqa: F811
 ) -> None:
     mod = write_module(modules, "celery_stuck", STUCK)
     placement = Placement(timeouts=(1.0,), backstop=2.0)  # killed 3 s after it started
@@ -190,7 +198,10 @@ def _default_and_gpu_workers(
 
 
 def test_a_step_with_a_queue_runs_only_on_the_workers_of_that_queue(
-    amqp_url: str, redis_url: str, modules: Path, tmp_path: Path  # noqa: F811
+    amqp_url: str,
+    redis_url: str,
+    modules: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     with _default_and_gpu_workers(amqp_url, redis_url, modules, tmp_path) as (default, gpu):
         mod = write_module(modules, "celery_routed", ROUTED.replace("QUEUE", gpu))
@@ -213,7 +224,10 @@ def role(files, output_dir):
 
 
 def test_a_spec_with_a_queue_runs_its_datums_only_on_the_workers_of_that_queue(
-    amqp_url: str, redis_url: str, modules: Path, tmp_path: Path  # noqa: F811
+    amqp_url: str,
+    redis_url: str,
+    modules: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     from databacked.specs.runner import run_specs
     from databacked.store import Store
@@ -245,7 +259,9 @@ def test_a_spec_with_a_queue_runs_its_datums_only_on_the_workers_of_that_queue(
 
 
 def test_a_queue_no_worker_consumes_is_named_in_the_warning(
-    worker: dict[str, str], modules: Path, caplog: pytest.LogCaptureFixture  # noqa: F811
+    worker: dict[str, str],
+    modules: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     mod = write_module(modules, "celery_unserved", STUCK)
     nobody = f"databacked-test-nobody-{uuid.uuid4().hex[:12]}"

@@ -171,9 +171,7 @@ def test_calls_needing_the_one_gpu_never_overlap(cluster: Any, tmp_path: Path) -
         assert end <= start  # one at a time, though the worker has two threads
 
 
-def test_calls_needing_nothing_do_overlap_on_the_two_threads(
-    cluster: Any, tmp_path: Path
-) -> None:
+def test_calls_needing_nothing_do_overlap_on_the_two_threads(cluster: Any, tmp_path: Path) -> None:
     # The control: without the resource the same calls share the worker's two threads.
     result = _run(free, cluster, tmp_path)
     assert result.counts()["ran"] == 4

@@ -207,7 +207,7 @@ HOSTILE = [
     "`touch pwned2`",
     "x;touch pwned3;y",
     "p|touch pwned4",
-    "it's \"quoted\"",
+    'it\'s "quoted"',
     "with space",
     "two\nlines",
     "$HOME&&touch pwned5",

@@ -248,8 +248,12 @@ def _distributed(
         exit_with_error(ExitCodes.INVALID_USAGE, msg.BAD_METHOD.format(method=method), out, err,
                         mode="distributed")  # fmt: skip
     if method == "analyze" and os.environ.get(SERVE_ENV, "").isdigit():
-        return AnalysisContext(**base, params=None, method="serve",
-                               request=stdin if stdin is not None else sys.stdin.buffer)
+        return AnalysisContext(
+            **base,
+            params=None,
+            method="serve",
+            request=stdin if stdin is not None else sys.stdin.buffer,
+        )
     try:
         entries = read_entries(stdin if stdin is not None else sys.stdin.buffer)
         request = distributed.parse(method, entries, params_type, results_type)

@@ -51,8 +51,8 @@ def scan_model_input(model_class: type[M], *, parent: str = "", **prompt_options
         answer = ask(prompt + ":", validate=check, **prompt_options).ask()
         if answer is None:
             raise KeyboardInterrupt
-        values[name] = default if answer == "" and default is not None else adapter.validate_python(
-            answer
+        values[name] = (
+            default if answer == "" and default is not None else adapter.validate_python(answer)
         )
     return model_class.model_validate(values)
 

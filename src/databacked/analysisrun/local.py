@@ -115,9 +115,7 @@ def run_lanes(
                 failures.append(LaneFailure(data_name, sample_name, str(call["error"] or "")))
                 continue
             rows.append((data_name, values[index]))
-        images = (
-            _export_images(store_obj, catalog_obj, rows, result.run_id) if not failures else {}
-        )
+        images = _export_images(store_obj, catalog_obj, rows, result.run_id) if not failures else {}
         frames = [value["result"].load() for _, value in rows]
         results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         return LaneRun(results, failures, result.counts(), result.run_id, images)
@@ -175,8 +173,10 @@ def _export_images(
             path = store.check_path(str(name))
             data = bytes(raw)
             written[str(name)] = store.uri(path)
-            if store.exists(path) and store.info(path).size == len(data) and (
-                store.hash(path) == hash_bytes(data)
+            if (
+                store.exists(path)
+                and store.info(path).size == len(data)
+                and (store.hash(path) == hash_bytes(data))
             ):
                 continue
             done = store.put_bytes(path, data)

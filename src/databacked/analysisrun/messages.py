@@ -94,8 +94,7 @@ NOTEBOOK_NEEDS_INPUT = Message(
     "In a Jupyter notebook, manual_input is required: pass manual_input=ar.ManualInput(...).",
 )
 NO_INPUT = Message(
-    "入力データがありません。"
-    "manual_inputを指定するか、端末から実行して対話的に入力してください。",
+    "入力データがありません。manual_inputを指定するか、端末から実行して対話的に入力してください。",
     "No input: pass manual_input=ar.ManualInput(...) or run the script from a terminal "
     "to enter the input interactively.",
 )

@@ -46,9 +46,7 @@ class ImageAnalysisResultSpec:
 
     def __post_init__(self) -> None:
         steps = (
-            tuple(self.cleansing)
-            if isinstance(self.cleansing, list | tuple)
-            else (self.cleansing,)
+            tuple(self.cleansing) if isinstance(self.cleansing, list | tuple) else (self.cleansing,)
         )
         if not steps or not all(callable(s) for s in steps):
             raise ValueError(
@@ -138,9 +136,7 @@ def with_lane_columns(data: pd.DataFrame) -> pd.DataFrame:
             "Filename values must look like <method>_000_<data>.<ext>, "
             f"e.g. {data['Filename'].iloc[0]!r} does not."
         )
-    return data.assign(
-        ImageAnalysisMethod=parts[0], Data=parts[1].str.split(".", n=1).str[0]
-    )
+    return data.assign(ImageAnalysisMethod=parts[0], Data=parts[1].str.split(".", n=1).str[0])
 
 
 class Fields:

@@ -36,8 +36,6 @@ def register(app: typer.Typer) -> None:
     app.command("lineage")(lineage)
 
 
-
-
 def status(
     *,
     limit: Annotated[int, typer.Option(help="How many recent runs to list.")] = 10,
@@ -65,9 +63,7 @@ def status(
                 "runs": [_run_json(r) for r in runs],
                 "run": chosen.id,
                 "steps": per_step,
-                "failures": [
-                    {"step": c.step, "key": c.key, "error": _error(c)} for c in failures
-                ],
+                "failures": [{"step": c.step, "key": c.key, "error": _error(c)} for c in failures],
             }
         )
         return
@@ -367,8 +363,6 @@ def _node_label(row: LineageRow) -> str:
         f"{argument}[bold]{name}[/bold] [dim]{short(row.hash)}[/dim] "
         f"<- [cyan]{row.call.step}[/cyan] [dim]({short(row.call.key)})[/dim]"
     )
-
-
 
 
 def _artifact_json(row: Any) -> dict[str, Any]:

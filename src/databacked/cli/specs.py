@@ -435,8 +435,7 @@ def _report_screen(the_store: Any, plates: tuple[str, ...], catalog: str, comple
     if measured:
         frame = plate_screen.results(the_store, plate=measured[0])
         table = Table(
-            title=f"measure/{measured[0]} as a DataFrame "
-            "(databacked.examples.plate_screen.results)"
+            title=f"measure/{measured[0]} as a DataFrame (databacked.examples.plate_screen.results)"
         )
         for column in frame.columns:
             table.add_column(str(column))

@@ -43,7 +43,6 @@ OUTCOME = "outcome.json"
 TAG = "$type"
 
 
-
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on a tar read from the wire, so a hostile tar cannot exhaust memory."""

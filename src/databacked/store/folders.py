@@ -340,7 +340,7 @@ def interrupted(store: Store, prefix: str = "") -> list[str]:
                 found.add("/".join([*parts[:i], part[len(OLD_PREFIX) :]]))
                 break
         if name.startswith(WRITING_PREFIX):
-            found.add(f"{folder}/{name[len(WRITING_PREFIX):]}".lstrip("/"))
+            found.add(f"{folder}/{name[len(WRITING_PREFIX) :]}".lstrip("/"))
     return sorted(found)
 
 

@@ -209,5 +209,3 @@ class SeekableWriter:
         store._written(final)
         crashpoint("store.file.committed")
         return WriteResult(self.path, size, digest, store.info(self.path).stamp)
-
-

@@ -69,8 +69,10 @@ class WorkerPolicy:
         section = getattr(load_settings(), "worker", None)
         configured = list(getattr(section, "imports", None) or [])
         # The environment wins over files, as everywhere in databacked's configuration.
-        secret = key if key is not None else os.environ.get(KEY_VARIABLE) or getattr(
-            section, "key", None
+        secret = (
+            key
+            if key is not None
+            else os.environ.get(KEY_VARIABLE) or getattr(section, "key", None)
         )
         if hasattr(secret, "get_secret_value"):
             secret = secret.get_secret_value()
