@@ -2,12 +2,16 @@
 
 A hit needs a completed call with the key whose outputs exist in this store with the
 recorded size and stamp; a moved stamp means re-hashing before trusting (always, with
-``verify``). A call that runs is compared with the latest call that wrote its target.
+``verify``), and so does an output recorded in another store: a store copied or moved
+elsewhere keeps its results once their bytes are found intact, and they are recorded as
+this store's from then on. A call that runs is compared with the latest call that wrote its
+target.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from databacked.engine.plan import CallState
@@ -40,7 +44,7 @@ def classify(
         moved = {
             name: a
             for name, a in row.outputs.items()
-            if not problem and infos[a.path].stamp != a.stamp
+            if not problem and (infos[a.path].stamp != a.stamp or _elsewhere(a, store))
         }
         if moved:
             restamped.append(_restamped(state, store.url, moved, infos))
@@ -49,7 +53,10 @@ def classify(
         else:
             state.status, state.reason = "cached", ""
             # catalog rows carry what dependants and Artifacts need (path, hash, format...)
-            state.records = dict(row.outputs)
+            state.records = {
+                name: replace(a, store=store.url) if _elsewhere(a, store) else a
+                for name, a in row.outputs.items()
+            }
     if refresh and restamped:
         # calls are insert-or-ignore, artifacts upserts: only the stamps change
         catalog.record_calls(restamped)
@@ -68,16 +75,24 @@ def _output_problem(
     row: Any, infos: dict[str, Any], store: Any, verify: bool, catalog: Any = None
 ) -> str:
     for artifact in row.outputs.values():
-        if artifact.store and artifact.store != store.url:
-            return "output missing"  # computed into another store: not here
         info = infos.get(artifact.path)
         if info is None:
             return "output missing"
-        # a moved stamp (touched, copied back): trust the bytes only after re-hashing
-        rehash = verify or info.stamp != artifact.stamp
+        # A moved stamp (touched, copied back), or an output recorded in another store (this
+        # store is a copy or a move of it: a folder renamed, uploaded to a bucket): trust the
+        # bytes only after re-hashing them.
+        elsewhere = _elsewhere(artifact, store)
+        rehash = verify or elsewhere or info.stamp != artifact.stamp
         if info.size != artifact.size or (rehash and store.hash(artifact.path) != artifact.hash):
+            if elsewhere:
+                return "output missing"  # not the bytes computed into the other store
             return _rewritten(row, artifact, info, catalog, store.url) or "output modified"
     return ""
+
+
+def _elsewhere(artifact: Any, store: Any) -> bool:
+    """Whether the catalog recorded this output in another store than this one."""
+    return bool(artifact.store) and artifact.store != store.url
 
 
 def _rewritten(row: Any, artifact: Any, info: Any, catalog: Any, store_url: str) -> str:

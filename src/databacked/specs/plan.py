@@ -19,11 +19,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from databacked.catalog import Catalog
+from databacked.catalog.records import CallRecord
 from databacked.errors import ArtifactNotFound
 from databacked.hashing import RACY_NS
 from databacked.specs import attic, containers
@@ -172,6 +173,8 @@ class Planner:
         self.container = containers.for_spec(spec)  # the image digest is in the fingerprint
         self.output_infos: dict[str, FileInfo] = {}
         self.before: dict[str, tuple[str, list[str]]] = {}
+        self.restamps: list[CallRecord] = []
+        """Cached datums whose outputs are to be recorded anew (``_restamp``); a run does."""
         self.tracked: dict[str, tuple[str, str]] = {}
         """Output path -> (hash, stamp) the catalog recorded for the file there now."""
 
@@ -225,6 +228,8 @@ class Planner:
             if row is not None and not problem:
                 state.status = "cached"
                 state.outputs = tuple(a.path[len(prefix) :] for a in row.outputs.values())
+                if not state.restore:
+                    self._restamp(row)
                 continue
             old = before.get(state.slot)
             if key in failed:
@@ -263,19 +268,34 @@ class Planner:
 
     def _output_problem(self, row: Any) -> str:
         for art in row.outputs.values():
-            if art.store and art.store != self.store.url:
-                return "output missing"
+            # recorded in another store: this one is a copy or a move of it (a renamed
+            # folder, an upload to a bucket), whose bytes are trusted once re-hashed
+            elsewhere = bool(art.store) and art.store != self.store.url
             info = self.output_infos.get(art.path)
             if info is None:
                 with_info = self.store.infos([art.path]).get(art.path)
                 if with_info is None:
                     return "output missing"
-                info = with_info
-            if info.size != art.size:
-                return "output modified"
-            if info.stamp != art.stamp and self.store.hash(art.path) != art.hash:
-                return "output modified"
+                info = self.output_infos[art.path] = with_info
+            rehash = elsewhere or info.stamp != art.stamp
+            if info.size != art.size or (rehash and self.store.hash(art.path) != art.hash):
+                return "output missing" if elsewhere else "output modified"
         return ""
+
+    def _restamp(self, row: Any) -> None:
+        """Outputs of a cached datum found intact under a new stamp, or in this store when
+        recorded in another, are recorded as they are here: the next run trusts ``stat``."""
+        moved = {
+            name: replace(art, store=self.store.url, stamp=info.stamp)
+            for name, art in row.outputs.items()
+            if (info := self.output_infos.get(art.path)) is not None
+            and (info.stamp != art.stamp or art.store != self.store.url)
+        }
+        if moved:
+            here = self.store.url
+            self.restamps.append(
+                CallRecord(key=row.key, step=self.spec.pipeline, store=here, outputs=moved)
+            )
 
     def _restorable(self, row: Any) -> list[tuple[str, str]]:
         """Outputs computed before come back from the attic when their key comes back (files

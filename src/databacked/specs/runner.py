@@ -103,6 +103,8 @@ def run_specs(
         for spec in specs:
             planner = Planner(spec, store, cat, unsettled, project)
             states, removed = planner.classify()
+            if planner.restamps:
+                cat.record_calls(planner.restamps)
             _Execution(planner, dispatch, run_id, progress).run(states)
             kept = {path for s in states for path in s.outputs}
             for row in removed:
