@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 import databacked as db
 from databacked.catalog import Catalog
@@ -41,13 +44,20 @@ def _ran(log: Path) -> list[str]:
     return sorted(done)
 
 
-def test_a_renamed_store_folder_keeps_its_results(write_module, tmp_path, monkeypatch):
+@pytest.fixture
+def computed(write_module, tmp_path, monkeypatch) -> tuple[ModuleType, str, Path]:
+    """The pipeline run once into the store ``tmp_path/lab``: (module, catalog URL, log)."""
     log = tmp_path / "steps.log"
     monkeypatch.setenv("STEPS_LOG", str(log))
     mod = write_module("moved", STEPS)
     catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
     db.run(mod.squares, [1, 2, 3], store=tmp_path / "lab", catalog=catalog, executor="inline")
     _ran(log)
+    return mod, catalog, log
+
+
+def test_a_renamed_store_folder_keeps_its_results(computed, tmp_path, monkeypatch):
+    mod, catalog, log = computed
     os.rename(tmp_path / "lab", tmp_path / "archive")
     moved = db.Store(tmp_path / "archive")
     hashed: list[str] = []  # which outputs are read to be trusted
@@ -72,15 +82,8 @@ def test_a_renamed_store_folder_keeps_its_results(write_module, tmp_path, monkey
     assert hashed == []  # decided from stat alone again
 
 
-def test_a_copy_with_a_changed_output_recomputes_only_that_call(
-    write_module, tmp_path, monkeypatch
-):
-    log = tmp_path / "steps.log"
-    monkeypatch.setenv("STEPS_LOG", str(log))
-    mod = write_module("copied", STEPS)
-    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
-    db.run(mod.squares, [1, 2, 3], store=tmp_path / "lab", catalog=catalog, executor="inline")
-    _ran(log)
+def test_a_copy_with_a_changed_output_recomputes_only_that_call(computed, tmp_path):
+    mod, catalog, log = computed
     shutil.copytree(tmp_path / "lab", tmp_path / "copy")
     (tmp_path / "copy" / "out" / "2.json").write_text("5\n")  # same size, other bytes
 
@@ -96,15 +99,8 @@ def test_a_copy_with_a_changed_output_recomputes_only_that_call(
     assert original.counts()["cached"] == 4  # the original store still has its results
 
 
-def test_a_local_store_uploaded_to_a_bucket_keeps_its_results(
-    write_module, tmp_path, monkeypatch, s3_bucket
-):
-    log = tmp_path / "steps.log"
-    monkeypatch.setenv("STEPS_LOG", str(log))
-    mod = write_module("uploaded", STEPS)
-    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
-    db.run(mod.squares, [1, 2, 3], store=tmp_path / "lab", catalog=catalog, executor="inline")
-    _ran(log)
+def test_a_local_store_uploaded_to_a_bucket_keeps_its_results(computed, tmp_path, s3_bucket):
+    mod, catalog, log = computed
     bucket = db.Store(f"{s3_bucket}/lab")
     for path in (tmp_path / "lab").rglob("*"):
         if path.is_file():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from pathlib import Path
 
 from databacked.catalog import Catalog
 from databacked.specs.runner import run_specs
@@ -32,16 +33,23 @@ transform:
 """
 
 
-def test_a_renamed_spec_store_keeps_its_datums_and_trusts_stat_again(tmp_path, monkeypatch):
+def _project(tmp_path: Path, monkeypatch, names: str) -> Path:
+    """pipelines/ with the shout transform, and ``raw/<name>.txt`` files in the store
+    ``tmp_path/lab``; the transform notes each datum it runs in the returned log."""
     log = tmp_path / "steps.log"
     monkeypatch.setenv("STEPS_LOG", str(log))
     module = f"shout_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(STEPS)
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "shout.yml").write_text(SPECS.format(module=module))
-    for name in ("a", "b", "c"):
-        (tmp_path / "lab" / "raw").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "lab" / "raw").mkdir(parents=True)
+    for name in names:
         (tmp_path / "lab" / "raw" / f"{name}.txt").write_text(name * 3)
+    return log
+
+
+def test_a_renamed_spec_store_keeps_its_datums_and_trusts_stat_again(tmp_path, monkeypatch):
+    log = _project(tmp_path, monkeypatch, "abc")
     catalog = Catalog.open(tmp_path / "catalog.db")
 
     def run(store: Store):
@@ -78,15 +86,7 @@ def test_a_renamed_spec_store_keeps_its_datums_and_trusts_stat_again(tmp_path, m
 
 
 def test_a_copied_spec_store_with_a_changed_output_reruns_that_datum(tmp_path, monkeypatch):
-    log = tmp_path / "steps.log"
-    monkeypatch.setenv("STEPS_LOG", str(log))
-    module = f"shout_{uuid.uuid4().hex[:8]}"
-    (tmp_path / f"{module}.py").write_text(STEPS)
-    (tmp_path / "pipelines").mkdir()
-    (tmp_path / "pipelines" / "shout.yml").write_text(SPECS.format(module=module))
-    (tmp_path / "lab" / "raw").mkdir(parents=True)
-    for name in ("a", "b"):
-        (tmp_path / "lab" / "raw" / f"{name}.txt").write_text(name * 3)
+    log = _project(tmp_path, monkeypatch, "ab")
     catalog = Catalog.open(tmp_path / "catalog.db")
     try:
         run_specs(tmp_path / "pipelines", store=Store(tmp_path / "lab"), catalog=catalog)
