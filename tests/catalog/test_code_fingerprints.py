@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
+
 from databacked.catalog import Catalog
 
 
@@ -22,3 +24,15 @@ def test_a_kept_fingerprint_comes_back_and_a_new_one_replaces_it(catalog: Catalo
     assert missing is None
     assert first == ("measure@0123456789abcdef", [("/p/steps.py", "10:5:7")])
     assert second == ("measure@fedcba9876543210", many)
+
+
+def test_a_damaged_row_is_asked_again_not_an_error(catalog: Catalog) -> None:
+    ref = uuid.uuid4().hex * 2
+    catalog.code_fingerprint_put(ref, "measure@0123456789abcdef", [("/p/steps.py", "1:2:3")])
+    with catalog.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE code_fingerprints SET sources = 'not json' WHERE ref = :ref"),
+            {"ref": ref},
+        )
+
+    assert catalog.code_fingerprint_get(ref) is None

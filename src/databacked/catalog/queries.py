@@ -251,7 +251,10 @@ def code_get(conn: sa.Connection, ref: str) -> tuple[str, list[tuple[str, str]]]
     row = conn.execute(query).first()
     if row is None:
         return None
-    return row[0], [(str(path), str(stamp)) for path, stamp in json.loads(row[1])]
+    try:
+        return row[0], [(str(path), str(stamp)) for path, stamp in json.loads(row[1])]
+    except (ValueError, TypeError):  # a row edited by hand: ask the code again
+        return None
 
 
 def code_put(
