@@ -34,61 +34,35 @@ def neighbourhood(
     def budget() -> int:
         return limit - len(artifacts_seen) - len(calls_seen)
 
-    frontier = {digest}
-    for _ in range(max(0, up)):
-        if not frontier or budget() <= 0:
-            truncated = truncated or bool(frontier)
-            break
-        made = sa.select(call_outputs.c.key, call_outputs.c.hash).where(
-            call_outputs.c.hash.in_(sorted(frontier))
-        )
-        producers = list(conn.execute(made.limit(budget() + 1)))
-        truncated |= len(producers) > budget()
-        keys = {k for k, _ in producers[: max(budget(), 0)]}
-        for key, h in producers[: max(budget(), 0)]:
-            calls_seen.setdefault(key, {"key": key})
-            edges.add((key, h))
-        frontier = set()
-        if keys:
-            read = sa.select(call_inputs.c.key, call_inputs.c.hash).where(
-                call_inputs.c.key.in_(sorted(keys))
-            )
-            for key, h in conn.execute(read.limit(budget() + 1)):
+    # upward: the calls that made the frontier, then their inputs; downward: the calls that
+    # read it, then their outputs. An edge always points the way the data flowed.
+    for hops, near, far, upward in ((up, call_outputs, call_inputs, True),
+                                    (down, call_inputs, call_outputs, False)):  # fmt: skip
+        frontier = {digest}
+        for _ in range(max(0, hops)):
+            if not frontier or budget() <= 0:
+                truncated = truncated or bool(frontier)
+                break
+            read = sa.select(near.c.key, near.c.hash).where(near.c.hash.in_(sorted(frontier)))
+            found = list(conn.execute(read.limit(budget() + 1)))
+            truncated |= len(found) > budget()
+            keys = set()
+            for key, h in found[: max(budget(), 0)]:
+                keys.add(key)
+                calls_seen.setdefault(key, {"key": key})
+                edges.add((key, h) if upward else (h, key))
+            frontier = set()
+            if not keys:
+                continue
+            onward = sa.select(far.c.key, far.c.hash).where(far.c.key.in_(sorted(keys)))
+            for key, h in conn.execute(onward.limit(budget() + 1)):
                 if budget() <= 0 and h not in artifacts_seen:
                     truncated = True
                     continue
                 if h not in artifacts_seen:
                     artifacts_seen[h] = {"hash": h}
                     frontier.add(h)
-                edges.add((h, key))
-    frontier = {digest}
-    for _ in range(max(0, down)):
-        if not frontier or budget() <= 0:
-            truncated = truncated or bool(frontier)
-            break
-        read = sa.select(call_inputs.c.key, call_inputs.c.hash).where(
-            call_inputs.c.hash.in_(sorted(frontier))
-        )
-        consumers = list(conn.execute(read.limit(budget() + 1)))
-        truncated |= len(consumers) > budget()
-        keys = set()
-        for key, h in consumers[: max(budget(), 0)]:
-            keys.add(key)
-            calls_seen.setdefault(key, {"key": key})
-            edges.add((h, key))
-        frontier = set()
-        if keys:
-            made = sa.select(call_outputs.c.key, call_outputs.c.hash).where(
-                call_outputs.c.key.in_(sorted(keys))
-            )
-            for key, h in conn.execute(made.limit(budget() + 1)):
-                if budget() <= 0 and h not in artifacts_seen:
-                    truncated = True
-                    continue
-                if h not in artifacts_seen:
-                    artifacts_seen[h] = {"hash": h}
-                    frontier.add(h)
-                edges.add((key, h))
+                edges.add((h, key) if upward else (key, h))
     _describe(conn, artifacts_seen, calls_seen)
     nodes = [{"id": h, "kind": "artifact", **a} for h, a in artifacts_seen.items()]
     nodes += [{"id": k, "kind": "call", **c} for k, c in calls_seen.items()]
