@@ -1,11 +1,15 @@
-"""Shared fixtures: real services (DESIGN section 10) and scratch stores."""
+"""Shared fixtures: real services (DESIGN section 10), scratch stores and step modules."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from collections.abc import Iterator
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -117,3 +121,24 @@ def slow_copy_spec(tmp_path: Path) -> Store:
         ).replace("{o}", "{output_dir}")
     )
     return store
+
+
+@pytest.fixture
+def write_module(tmp_path: Path) -> Iterator[Callable[[str, str], ModuleType]]:
+    """Write ``source`` as a module in tmp_path and import it (fresh each call)."""
+    folder = tmp_path / "mods"
+    folder.mkdir()
+    sys.path.insert(0, str(folder))
+    names: list[str] = []
+
+    def write(stem: str, source: str) -> ModuleType:
+        name = f"{stem}_{uuid.uuid4().hex[:8]}"
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+        importlib.invalidate_caches()
+        names.append(name)
+        return importlib.import_module(name)
+
+    yield write
+    sys.path.remove(str(folder))
+    for name in names:
+        sys.modules.pop(name, None)

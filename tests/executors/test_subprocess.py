@@ -3,13 +3,10 @@ through ``python -m databacked.worker`` giving the same bytes as inline."""
 
 from __future__ import annotations
 
-import importlib
 import io
 import subprocess
 import sys
 import tarfile
-import textwrap
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -65,27 +62,6 @@ class TestSubprocessWithPickle:
 
     test_closure_and_lambda_run = ExecutorContract.test_closure_and_lambda_run
     test_function_defined_in_main_runs = ExecutorContract.test_function_defined_in_main_runs
-
-
-@pytest.fixture
-def write_module(tmp_path: Path) -> Iterator[Callable[[str, str], ModuleType]]:
-    """Write ``source`` as an importable module in tmp_path and import it."""
-    folder = tmp_path / "mods"
-    folder.mkdir()
-    sys.path.insert(0, str(folder))
-    names: list[str] = []
-
-    def write(stem: str, source: str) -> ModuleType:
-        name = f"{stem}_{uuid.uuid4().hex[:8]}"
-        (folder / f"{name}.py").write_text(textwrap.dedent(source))
-        importlib.invalidate_caches()
-        names.append(name)
-        return importlib.import_module(name)
-
-    yield write
-    sys.path.remove(str(folder))
-    for name in names:
-        sys.modules.pop(name, None)
 
 
 def test_worker_killed_by_a_signal_fails_its_call(write_module: Callable[..., ModuleType]) -> None:
