@@ -88,12 +88,12 @@ def _age(root: Path) -> None:
         os.utime(path, (HOUR_AGO, HOUR_AGO))
 
 
-def _run(root: Path) -> dict[str, int]:
+def _run(root: Path, executor: str = "inline") -> dict[str, int]:
     """``databacked spec run`` in a new process: its datums per status (its printed table)."""
     done = subprocess.run(
         [sys.executable, "-c", "from databacked.cli import main; main()", "spec", "run",
          "pipelines", "--store", "data", "--catalog", "sqlite:///catalog.db",
-         "--executor", "inline"],
+         "--executor", executor],
         cwd=root, capture_output=True, text=True, check=False, timeout=120,
         env={**os.environ, "IMPORTS_FILE": str(root / "imports.log")},
     )  # fmt: skip
@@ -128,6 +128,21 @@ def test_an_unchanged_transform_is_not_imported_and_an_edited_helper_reruns(tmp_
     assert (root / "data" / "triple" / "a.txt").read_text() == "aaa!"
     assert _run(root) == {"cached": 2}
     assert _imports(root) == 2
+
+
+def test_new_data_with_a_kept_fingerprint_imports_the_transform_to_run_it(tmp_path):
+    root = _project(tmp_path, "triple")
+    assert _run(root) == {"ran": 2}
+    assert _run(root) == {"cached": 2}
+    (root / "data" / "raw" / "c.txt").write_text("c")
+    _age(root / "data" / "raw")
+
+    assert _run(root, executor="processes") == {"cached": 2, "ran": 1}
+    assert (root / "data" / "triple" / "c.txt").read_text() == "ccc"
+    (root / "data" / "raw" / "d.txt").write_text("d")
+    before = _imports(root)
+    assert _run(root) == {"cached": 3, "ran": 1}
+    assert _imports(root) == before + 1  # imported once, to run the new datum
 
 
 def test_the_kept_fingerprint_also_depends_on_how_databacked_hashes_code(tmp_path):
