@@ -482,6 +482,12 @@ def hash_value(value: Any) -> str:
     return h.hexdigest()
 
 
+def local_stamp(st: os.stat_result) -> str:
+    """A local file's stamp in the stat caches: it changes whenever the bytes may have
+    (mtime, inode, size), unless written within ``RACY_NS`` of being looked at."""
+    return f"m:{st.st_mtime_ns}:{st.st_ino}:{st.st_size}"
+
+
 __all__ = [
     "RACY_NS",
     "SCHEME",
@@ -491,4 +497,5 @@ __all__ = [
     "hash_file",
     "hash_fs_path",
     "hash_value",
+    "local_stamp",
 ]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from databacked.errors import ArtifactNotFound
-from databacked.hashing import RACY_NS, hash_file
+from databacked.hashing import RACY_NS, hash_file, local_stamp
 
 if TYPE_CHECKING:
     from databacked.engine.plan import CallState
@@ -73,7 +73,7 @@ class FileHasher:
                     f"Input file {path!r} (parameter {param!r} of step {step!r}) does not "
                     "exist; check the path or create the file before running."
                 ) from exc
-            stamp = f"m:{st.st_mtime_ns}:{st.st_ino}:{st.st_size}"
+            stamp = local_stamp(st)
             if absolute not in self.known:
                 self.known.update(self.catalog.stat_cache_get(LOCAL_FILES, [absolute]))
             cached = self.known.get(absolute)

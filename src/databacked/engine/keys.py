@@ -29,7 +29,9 @@ from databacked.hashing import SCHEME, combine, hash_bytes, hash_value
 
 def fingerprint(fn: Any, name: str, version: str | None) -> str:
     """``name@version`` when a version is given, else ``name@<code hash>``."""
-    return fingerprint_and_sources(fn, name, version)[0]
+    if version is not None:
+        return f"{name}@{version}"
+    return f"{name}@{_code_hash(fn, set())[:16]}"
 
 
 def fingerprint_and_sources(
@@ -41,7 +43,7 @@ def fingerprint_and_sources(
     constant it includes was computed when the module ran (``CONFIG = json.load(...)``) or
     came from a closure, or some code had no source: then only importing tells, and the
     answer is None. A caller may keep the fingerprint for as long as those files are as
-    they were (``specs.transform`` does, to skip importing a transform's packages).
+    they were (``specs.identity`` does, to skip importing a transform's packages).
     """
     if version is not None:
         return f"{name}@{version}", []
@@ -188,14 +190,17 @@ def _unwrap(obj: Any) -> Any:
     return getattr(obj, "__wrapped__", obj) if not isinstance(obj, type) else obj
 
 
-def _code_hash(obj: Any, seen: set[int], sources: _Sources) -> str:
+def _code_hash(obj: Any, seen: set[int], sources: _Sources | None = None) -> str:
+    # ``sources``, when given, learns which files decided the hash (only specs ask)
     obj = _unwrap(obj)
     seen.add(id(obj))
     tree = _normalised_ast(obj)
     if tree is None:
-        sources.exact = False
+        if sources is not None:
+            sources.exact = False
         return _bytecode_hash(obj)
-    sources.add(obj)
+    if sources is not None:
+        sources.add(obj)
     parts = [ast.dump(tree, include_attributes=False)]
     for ref_name, ref in _references(obj, tree):
         target = _unwrap(ref)
@@ -206,7 +211,11 @@ def _code_hash(obj: Any, seen: set[int], sources: _Sources) -> str:
             parts.append(f"ref:{ref_name}:{_code_hash(target, seen, sources)}")
         elif isinstance(target, _CONSTANTS):
             # module-level settings (THRESHOLD = 0.5) are part of what the code computes
-            if sources.exact and not sources.constant(obj, ref_name, target):
+            if (
+                sources is not None
+                and sources.exact
+                and not sources.constant(obj, ref_name, target)
+            ):
                 sources.exact = False
             try:
                 parts.append(f"const:{ref_name}:{hash_value(target)}")

@@ -31,7 +31,7 @@ from databacked import hashing
 from databacked.engine import keys
 from databacked.engine.keys import fingerprint_and_sources, is_project_local
 from databacked.errors import SpecError
-from databacked.hashing import RACY_NS, combine, hash_file
+from databacked.hashing import RACY_NS, combine, hash_file, local_stamp
 
 if TYPE_CHECKING:
     from databacked.catalog import Catalog
@@ -100,9 +100,9 @@ def _python_identity(
     if catalog is not None and files is not None:
         # how databacked hashes code counts too: an upgrade or an edit of it asks again
         files = sorted({*files, *(str(Path(m.__file__).resolve()) for m in (keys, hashing))})
-        stamps = [(path, _stamp(path)) for path in files]
-        if all(stamp is not None for _, stamp in stamps):  # else: ask again next run
-            catalog.code_fingerprint_put(ref, base, stamps)  # type: ignore[arg-type]
+        stamps = [(path, stamp) for path in files if (stamp := _stamp(path)) is not None]
+        if len(stamps) == len(files):  # else (a file too recent to trust): ask next run
+            catalog.code_fingerprint_put(ref, base, stamps)
     return fn, base
 
 
@@ -130,7 +130,7 @@ def _stamp(path: str) -> str | None:
         return None
     if time.time_ns() - st.st_mtime_ns <= RACY_NS:
         return None
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    return local_stamp(st)
 
 
 def _is_script(project: Path, arg: str) -> bool:
