@@ -78,7 +78,7 @@ def worker(
     """Start a Celery worker that runs databacked calls sent with executor='celery://...'."""
     from celery import signals
 
-    from databacked.executors.celery import check_broker, create_app
+    from databacked.executors.celery_app import check_broker, create_app
     from databacked.secrets import install_log_filter, redact
     from databacked.worker import WorkerPolicy, configure
 
